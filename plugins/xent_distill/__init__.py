@@ -1,0 +1,14 @@
+"""xent plugin: Knowledge-distillation losses.
+
+Registered through the ``xent`` entry-point group like any third-party plugin. Targets are lazy
+``"module:attr"`` strings, so listing components imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from xent_core import hookimpl
+
+
+@hookimpl
+def register_losses(register) -> None:  # type: ignore[no-untyped-def]
+    """Register this plugin's components."""

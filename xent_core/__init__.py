@@ -1,0 +1,83 @@
+"""xent core: plugin registry, component specs, loss stacks and the Python API.
+
+Importing ``xent_core`` does not import torch: ``Loss``, ``LossStack`` and the testing kit are
+loaded on first access.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .api import (
+    estimator,
+    info,
+    kernel,
+    list_components,
+    loss,
+    plugins,
+    scaling_model,
+    stack,
+)
+from .components import Citation, ComponentSpec, Param
+from .errors import (
+    AmbiguousComponentError,
+    BadInputError,
+    BadParameterError,
+    FitError,
+    NotAvailableError,
+    PluginLoadError,
+    RegistrationError,
+    UnknownComponentError,
+    XentError,
+)
+from .hookspecs import hookimpl
+from .registry import PluginInfo, Registry, get_registry, set_registry
+
+if TYPE_CHECKING:
+    from .base_loss import Loss
+    from .stack import LossStack
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AmbiguousComponentError",
+    "BadInputError",
+    "BadParameterError",
+    "Citation",
+    "ComponentSpec",
+    "FitError",
+    "Loss",
+    "LossStack",
+    "NotAvailableError",
+    "Param",
+    "PluginInfo",
+    "PluginLoadError",
+    "Registry",
+    "RegistrationError",
+    "UnknownComponentError",
+    "XentError",
+    "__version__",
+    "estimator",
+    "get_registry",
+    "hookimpl",
+    "info",
+    "kernel",
+    "list_components",
+    "loss",
+    "plugins",
+    "scaling_model",
+    "set_registry",
+    "stack",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Loss":
+        from .base_loss import Loss
+
+        return Loss
+    if name == "LossStack":
+        from .stack import LossStack
+
+        return LossStack
+    raise AttributeError(f"module 'xent_core' has no attribute {name!r}")

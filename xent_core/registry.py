@@ -1,0 +1,373 @@
+"""The registry: loads plugins from the ``xent`` entry-point group and holds component specs.
+
+Every plugin, first-party or third-party, is an entry point of the group ``xent`` whose value is
+a module with hook implementations. Each plugin is imported, validated and asked to register in
+its own ``try``/``except``: a broken plugin is reported by ``xent plugins`` and never hides the
+others.
+
+Environment controls (read when a registry loads):
+
+``XENT_LOAD_PLUGINS``
+    comma-separated allow-list of third-party plugins (entry-point or distribution names);
+    set but empty means "no third-party plugins". First-party plugins always load.
+``XENT_DISABLE_PLUGINS``
+    comma-separated deny-list (any plugin, first-party included).
+``XENT_TRACE_PLUGINS=1``
+    trace plugin loading and every hook call to stderr.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from ._hooks import PluginHooks
+from .components import ComponentSpec, build_spec
+from .errors import (
+    AmbiguousComponentError,
+    BadParameterError,
+    RegistrationError,
+    UnknownComponentError,
+)
+from .naming import KINDS, is_canonical, kebab_from_identifier, normalize_kind, normalize_name
+
+ENTRY_POINT_GROUP = "xent"
+FIRST_PARTY_DISTRIBUTION = "xent"
+
+
+@dataclass
+class PluginInfo:
+    """Load status of one plugin."""
+
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    status: str = "pending"  # loaded | failed | blocked
+    error: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def first_party(self) -> bool:
+        return self.distribution == FIRST_PARTY_DISTRIBUTION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "distribution": self.distribution,
+            "version": self.version,
+            "first_party": self.first_party,
+            "status": self.status,
+            "error": self.error,
+            "components": dict(self.counts),
+        }
+
+
+@dataclass(frozen=True)
+class PluginSource:
+    """Where a plugin comes from: an entry point, or a module object / import path for tests."""
+
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    loader: Callable[[], object] | None = None
+
+    def load(self) -> object:
+        if self.loader is not None:
+            return self.loader()
+        return importlib.import_module(self.module)
+
+
+def _split_env(value: str | None) -> set[str] | None:
+    if value is None:
+        return None
+    return {normalize_name(v) for v in value.split(",") if v.strip()}
+
+
+def discover_entry_points(group: str = ENTRY_POINT_GROUP) -> list[PluginSource]:
+    """All entry points of ``group``, first-party first, each as a :class:`PluginSource`."""
+    sources: list[PluginSource] = []
+    seen: set[tuple[str, str]] = set()
+    for ep in metadata.entry_points(group=group):
+        key = (ep.name, ep.value)
+        if key in seen:  # the same distribution visible twice on sys.path
+            continue
+        seen.add(key)
+        dist = getattr(ep, "dist", None)
+        sources.append(
+            PluginSource(
+                name=ep.name,
+                module=ep.value,
+                distribution=dist.metadata["Name"] if dist is not None else None,
+                version=dist.version if dist is not None else None,
+                loader=ep.load,
+            )
+        )
+    sources.sort(key=lambda s: (s.distribution != FIRST_PARTY_DISTRIBUTION, s.name))
+    return sources
+
+
+class Registry:
+    """Plugins and the components they registered."""
+
+    def __init__(
+        self,
+        sources: Iterable[PluginSource] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._env = dict(os.environ if env is None else env)
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        self._hooks = PluginHooks(self._pm)
+        self._plugins: dict[str, PluginInfo] = {}
+        self._plugin_objects: dict[str, object] = {}
+        self._specs: dict[str, ComponentSpec] = {}
+        self._commands: list[tuple[str, Any, str | None]] | None = None
+        self._trace = self._env.get("XENT_TRACE_PLUGINS", "") not in ("", "0", "false")
+        if self._trace:
+            self._pm.trace.root.setwriter(lambda msg: sys.stderr.write(f"[xent trace] {msg}"))
+            self._pm.enable_tracing()
+        self._load(discover_entry_points() if sources is None else list(sources))
+
+    # ------------------------------------------------------------------ loading
+    def _log(self, message: str) -> None:
+        if self._trace:
+            print(f"[xent trace] {message}", file=sys.stderr)
+
+    def _blocked_reason(self, src: PluginSource) -> str | None:
+        names = {normalize_name(src.name)}
+        if src.distribution:
+            names.add(normalize_name(src.distribution))
+        deny = _split_env(self._env.get("XENT_DISABLE_PLUGINS"))
+        if deny and names & deny:
+            return "disabled by XENT_DISABLE_PLUGINS"
+        allow = _split_env(self._env.get("XENT_LOAD_PLUGINS"))
+        if allow is not None and src.distribution != FIRST_PARTY_DISTRIBUTION and not names & allow:
+            return "not in XENT_LOAD_PLUGINS"
+        return None
+
+    def _load(self, sources: list[PluginSource]) -> None:
+        for src in sources:
+            info = PluginInfo(src.name, src.module, src.distribution, src.version)
+            if src.name in self._plugins:
+                other = self._plugins[src.name]
+                info.status, info.error = (
+                    "failed",
+                    (
+                        f"plugin name {src.name!r} is already used by {other.distribution or other.module}"
+                    ),
+                )
+                self._plugins[f"{src.name}@{src.distribution or src.module}"] = info
+                continue
+            self._plugins[src.name] = info
+            reason = self._blocked_reason(src)
+            if reason:
+                info.status, info.error = "blocked", reason
+                self._log(f"plugin {src.name}: blocked ({reason})")
+                continue
+            self._load_one(src, info)
+
+    def _load_one(self, src: PluginSource, info: PluginInfo) -> None:
+        self._log(f"plugin {src.name}: importing {src.module}")
+        try:
+            module = src.load()
+        except BaseException as exc:  # SystemExit in a plugin must not kill the host
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            info.status, info.error = "failed", f"import failed: {type(exc).__name__}: {exc}"
+            return
+        try:
+            self._pm.register(module, name=src.name)
+            self._pm.check_pending()
+        except Exception as exc:
+            if self._pm.is_registered(module):
+                self._pm.unregister(module)
+            info.status, info.error = "failed", f"invalid hooks: {exc}"
+            return
+        staged: dict[str, ComponentSpec] = {}
+        for kind, hook_name in hookspecs.KIND_HOOKS.items():
+            if not self._hooks.implements(hook_name, module):
+                continue
+            register = self._make_register(src, kind, staged)
+            try:
+                self._hooks.register_components(hook_name, module, register)
+            except Exception as exc:
+                info.status = "failed"
+                info.error = f"{hook_name} raised {type(exc).__name__}: {exc}"
+                self._pm.unregister(module)
+                return
+        self._specs.update(staged)
+        self._plugin_objects[src.name] = module
+        for spec in staged.values():
+            info.counts[spec.kind] = info.counts.get(spec.kind, 0) + 1
+        info.status = "loaded"
+        self._log(f"plugin {src.name}: loaded {len(staged)} components")
+
+    def _make_register(
+        self, src: PluginSource, kind: str, staged: dict[str, ComponentSpec]
+    ) -> hookspecs.Register:
+        def register(obj: Any, name: str | None = None, **metadata: Any) -> None:
+            if name is None:
+                attr = (
+                    obj.rpartition(":")[2] if isinstance(obj, str) else getattr(obj, "__name__", "")
+                )
+                name = kebab_from_identifier(attr.rpartition(".")[2])
+            canonical = normalize_name(name)
+            if not is_canonical(canonical):
+                raise RegistrationError(
+                    f"invalid component name {name!r}: use lowercase kebab-case"
+                )
+            unknown = set(metadata) - {
+                "summary",
+                "citation",
+                "inputs",
+                "optional_inputs",
+                "capabilities",
+            }
+            if unknown:
+                raise RegistrationError(f"unknown registration metadata: {sorted(unknown)}")
+            qid = f"{src.name}:{canonical}"
+            if qid in staged or qid in self._specs:
+                raise RegistrationError(f"{qid} is registered twice")
+            staged[qid] = build_spec(
+                target=obj,
+                name=canonical,
+                kind=kind,
+                plugin=src.name,
+                distribution=src.distribution,
+                version=src.version,
+                **metadata,
+            )
+            self._log(f"registered {kind} {qid}")
+
+        return register
+
+    # ------------------------------------------------------------------ queries
+    def plugins(self) -> list[PluginInfo]:
+        """Every plugin seen, with its status."""
+        return list(self._plugins.values())
+
+    def specs(self, kind: str | None = None, plugin: str | None = None) -> list[ComponentSpec]:
+        """Registered components, sorted by kind then name."""
+        k = normalize_kind(kind) if kind else None
+        out = [
+            s
+            for s in self._specs.values()
+            if (k is None or s.kind == k) and (plugin is None or s.plugin == plugin)
+        ]
+        return sorted(out, key=lambda s: (KINDS.index(s.kind), s.name, s.plugin))
+
+    def get(self, name: str, kind: str | None = None) -> ComponentSpec:
+        """Resolve a short or qualified name (any case, ``_`` or ``-``) to one spec."""
+        k = normalize_kind(kind) if kind else None
+        what = k.replace("_", " ") if k else "component"
+        if ":" in name:
+            plugin, _, short = name.partition(":")
+            qid = f"{plugin.strip()}:{normalize_name(short)}"
+            spec = self._specs.get(qid)
+            if spec is not None and (k is None or spec.kind == k):
+                return spec
+            matches: list[ComponentSpec] = []
+        else:
+            short = normalize_name(name)
+            matches = [
+                s for s in self._specs.values() if s.name == short and (k is None or s.kind == k)
+            ]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                ids = ", ".join(sorted(s.qualified_id for s in matches))
+                raise AmbiguousComponentError(
+                    f"{what} name {name!r} is registered by several plugins: {ids}; "
+                    "use a qualified id plugin:name"
+                )
+        pool = [s for s in self._specs.values() if k is None or s.kind == k]
+        candidates = sorted({s.name for s in pool} | {s.qualified_id for s in pool})
+        close = difflib.get_close_matches(normalize_name(name), candidates, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        loaded = ", ".join(p.name for p in self._plugins.values() if p.status == "loaded") or "none"
+        raise UnknownComponentError(f"unknown {what} {name!r}{hint} (plugins loaded: {loaded})")
+
+    def create(self, name: str, kind: str, /, **params: Any) -> Any:
+        """Build the component ``name`` of ``kind`` with ``params`` (checked against its spec)."""
+        spec = self.get(name, kind)
+        check_params(spec, params)
+        obj = spec.load()
+        instance = obj(**params)
+        try:
+            instance.xent_spec = spec
+        except (AttributeError, TypeError):
+            pass
+        return instance
+
+    # ------------------------------------------------------------------ CLI commands
+    def commands(self) -> list[tuple[str, Any, str | None]]:
+        """``(plugin, command_or_app, name)`` from every plugin's ``register_commands``."""
+        if self._commands is None:
+            self._commands = []
+            for pname, module in self._plugin_objects.items():
+                if not self._hooks.implements("register_commands", module):
+                    continue
+                staged: list[tuple[str, Any, str | None]] = []
+
+                def register(
+                    obj: Any, name: str | None = None, _s: list = staged, _p: str = pname
+                ) -> None:
+                    _s.append((_p, obj, name))
+
+                try:
+                    self._hooks.register_commands(module, register)
+                except Exception as exc:
+                    info = self._plugins[pname]
+                    info.status = "failed"
+                    info.error = f"register_commands raised {type(exc).__name__}: {exc}"
+                    continue
+                self._commands.extend(staged)
+        return list(self._commands)
+
+
+def check_params(spec: ComponentSpec, params: Mapping[str, Any]) -> None:
+    """Raise :class:`BadParameterError` for unknown or missing parameters."""
+    valid = spec.param_names
+    unknown = [p for p in params if p not in valid]
+    if unknown and not spec.accepts_extra_params:
+        listing = ", ".join(valid) if valid else "none"
+        raise BadParameterError(
+            f"unknown parameter(s) {', '.join(map(repr, unknown))} for {spec.kind.replace('_', ' ')} "
+            f"{spec.name!r}; valid parameters: {listing}"
+        )
+    missing = [p.name for p in spec.params if p.required and p.name not in params]
+    if missing:
+        raise BadParameterError(
+            f"{spec.kind.replace('_', ' ')} {spec.name!r} needs parameter(s): {', '.join(missing)}"
+        )
+
+
+_default: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loaded on first use."""
+    global _default
+    if _default is None:
+        _default = Registry()
+    return _default
+
+
+def set_registry(registry: Registry | None) -> Registry | None:
+    """Replace the process-wide registry (``None`` reloads on next use); returns the old one."""
+    global _default
+    old, _default = _default, registry
+    return old
