@@ -18,6 +18,7 @@ Environment controls (read when a registry loads):
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import os
@@ -306,10 +307,8 @@ class Registry:
         check_params(spec, params)
         obj = spec.load()
         instance = obj(**params)
-        try:
+        with contextlib.suppress(AttributeError, TypeError):
             instance.xent_spec = spec
-        except (AttributeError, TypeError):
-            pass
         return instance
 
     # ------------------------------------------------------------------ CLI commands
