@@ -1,0 +1,282 @@
+"""The ``xent`` command line: ``list``, ``info``, ``plugins``, plus plugin sub-commands.
+
+Bad usage or bad input prints one line on stderr and exits 2; an internal failure exits 1. Add
+``--debug`` anywhere to see the traceback instead. Listing and info never import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .components import ComponentSpec
+from .errors import XentError
+from .naming import normalize_kind
+from .registry import get_registry
+
+app = typer.Typer(
+    name="xent",
+    help="xent: cross-entropy at scale. Losses, kernels, estimators and scaling-law fitters.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _console() -> Console:
+    return Console(soft_wrap=False)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"xent {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    """xent: cross-entropy at scale."""
+
+
+def _availability(spec: ComponentSpec) -> str:
+    reqs = spec.requirements()
+    missing = [m for m, ok in reqs.items() if not ok]
+    if missing:
+        return "needs " + ", ".join(missing)
+    return "yes"
+
+
+@app.command("list")
+def list_command(
+    kind: Annotated[
+        str | None,
+        typer.Argument(help="loss, estimator, kernel or scaling_model (default: all)."),
+    ] = None,
+    plugin: Annotated[str | None, typer.Option("--plugin", "-p", help="Only this plugin.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List registered components."""
+    specs = get_registry().specs(normalize_kind(kind) if kind else None, plugin)
+    if as_json:
+        rows = [
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "id": s.qualified_id,
+                "plugin": s.plugin,
+                "summary": s.summary,
+                "available": _availability(s) == "yes",
+            }
+            for s in specs
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    show_avail = any(s.capabilities.get("requires") for s in specs)
+    table = Table(title=f"xent components ({len(specs)})", title_justify="left")
+    for col in ("name", "kind", "plugin", "summary"):
+        table.add_column(col, overflow="fold")
+    if show_avail:
+        table.add_column("available")
+    for s in specs:
+        row = [s.name, s.kind, s.plugin, s.summary]
+        if show_avail:
+            row.append(_availability(s))
+        table.add_row(*row)
+    _console().print(table)
+
+
+@app.command("info")
+def info_command(
+    name: Annotated[str, typer.Argument(help="Component name or plugin:name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show a component: signature, parameters, inputs, capabilities, citation."""
+    spec = get_registry().get(name)
+    if as_json:
+        typer.echo(json.dumps(spec.to_dict(), indent=2))
+        return
+    con = _console()
+    con.print(f"[bold]{spec.name}[/bold]  ({spec.kind}, {spec.qualified_id})")
+    con.print(spec.summary)
+    sig = ", ".join(p.name if p.required else f"{p.name}={p.default}" for p in spec.params)
+    con.print(
+        f"\n[bold]create[/bold]   xent_core.{spec.kind}({spec.name!r}{', ' if sig else ''}{sig})",
+        highlight=False,
+    )
+    if spec.params:
+        table = Table("parameter", "type", "default", box=None, pad_edge=False)
+        for p in spec.params:
+            table.add_row(p.name, p.annotation or "-", "(required)" if p.required else p.default)
+        con.print(table)
+    if spec.kind == "loss":
+        opt = f"; optional: {', '.join(spec.optional_inputs)}" if spec.optional_inputs else ""
+        con.print(f"[bold]inputs[/bold]   {', '.join(spec.inputs) or '-'}{opt}", highlight=False)
+    if spec.capabilities:
+        caps = ", ".join(f"{k}={v}" for k, v in spec.capabilities.items())
+        con.print(f"[bold]capabilities[/bold] {caps}", highlight=False)
+    reqs = spec.requirements()
+    if reqs:
+        con.print(
+            "[bold]requires[/bold] "
+            + ", ".join(f"{m} ({'installed' if ok else 'missing'})" for m, ok in reqs.items()),
+            highlight=False,
+        )
+    for c in spec.citations:
+        con.print(f"[bold]cite[/bold]     {c}", highlight=False)
+    con.print(
+        f"[bold]plugin[/bold]   {spec.plugin} ({spec.distribution or '?'} {spec.version or ''})".rstrip(),
+        highlight=False,
+    )
+    con.print(f"[bold]target[/bold]   {spec.target_path}", highlight=False)
+    if spec.doc and spec.doc.strip() != spec.summary:
+        body = spec.doc.strip().split("\n", 1)
+        if len(body) > 1:
+            con.print("\n" + body[1].strip(), highlight=False, markup=False)
+
+
+@app.command("plugins")
+def plugins_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show every plugin found, its version, status and component counts."""
+    registry = get_registry()
+    registry.commands()  # a plugin whose command hook fails is reported too
+    infos = registry.plugins()
+    if as_json:
+        typer.echo(json.dumps([p.to_dict() for p in infos], indent=2))
+        return
+    table = Table(title="xent plugins", title_justify="left")
+    for col in ("plugin", "distribution", "version", "status", "components", "error"):
+        table.add_column(col, overflow="fold")
+    for p in infos:
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(p.counts.items())) or "-"
+        style = {"loaded": "green", "failed": "red", "blocked": "yellow"}.get(p.status, "")
+        table.add_row(
+            p.name,
+            p.distribution or "-",
+            p.version or "-",
+            f"[{style}]{p.status}[/{style}]" if style else p.status,
+            counts,
+            p.error or "",
+        )
+    _console().print(table)
+
+
+_BUILTIN = {"list", "info", "plugins"}
+
+
+def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(Exit, Abort, ClickException) classes of typer, click and typer's vendored click."""
+    modules = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            continue
+
+    def collect(attr: str, *extra: type) -> tuple[type, ...]:
+        found = [getattr(m, attr) for m in modules if hasattr(m, attr)]
+        return tuple(dict.fromkeys([*extra, *found]))
+
+    return (
+        collect("Exit", typer.Exit),
+        collect("Abort", typer.Abort),
+        collect("ClickException"),
+    )
+
+
+def _add_plugin_commands() -> None:
+    registry = get_registry()
+    existing = set(_BUILTIN) | {c.name for c in app.registered_commands if c.name}
+    existing |= {g.name for g in app.registered_groups if g.name}
+    for plugin, obj, name in registry.commands():
+        if isinstance(obj, typer.Typer):
+            cmd_name = name or obj.info.name
+            if not isinstance(cmd_name, str) or cmd_name in existing:
+                _warn_command(plugin, cmd_name)
+                continue
+            app.add_typer(obj, name=cmd_name)
+        elif callable(obj):
+            cmd_name = name or obj.__name__.replace("_", "-")
+            if cmd_name in existing:
+                _warn_command(plugin, cmd_name)
+                continue
+            app.command(cmd_name)(obj)
+        else:
+            _warn_command(plugin, str(name))
+            continue
+        existing.add(cmd_name)
+
+
+def _warn_command(plugin: str, name: object) -> None:
+    print(
+        f"xent: warning: plugin {plugin!r} command {name!r} skipped (missing or duplicate name)",
+        file=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``xent`` script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    if debug:
+        args.remove("--debug")
+    exit_types, abort_types, click_types = _click_exception_types()
+    try:
+        _add_plugin_commands()
+        result: Any = app(args=args, prog_name="xent", standalone_mode=False)
+        return int(result) if isinstance(result, int) else 0
+    except exit_types as exc:
+        return int(exc.exit_code)
+    except abort_types:
+        print("xent: aborted", file=sys.stderr)
+        return 130
+    except click_types as exc:
+        if debug:
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()
+            return 0
+        print(f"xent: error: {exc.format_message()} (see 'xent --help')", file=sys.stderr)
+        return int(exc.exit_code)
+    except XentError as exc:
+        if debug:
+            raise
+        print(f"xent: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(
+            f"xent: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def run() -> None:
+    """Console-script wrapper that exits with :func:`main`'s code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
