@@ -44,14 +44,22 @@ class Loss(torch.nn.Module):
     __rmul__ = __mul__
 
 
+def declared_inputs(module: torch.nn.Module) -> tuple[str, ...] | None:
+    """Input names the class declares with an ``inputs`` attribute (``None`` if it does not)."""
+    declared = getattr(type(module), "inputs", None)
+    if isinstance(declared, (tuple, list)) and all(isinstance(x, str) for x in declared):
+        return tuple(declared)
+    return None
+
+
 def loss_inputs(module: torch.nn.Module) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(required, optional)`` input names of a loss module."""
+    declared = declared_inputs(module)
+    if declared is not None:
+        return declared, tuple(getattr(module, "optional_inputs", ()) or ())
     spec = getattr(module, "xent_spec", None)
     if spec is not None and (spec.inputs or spec.optional_inputs):
         return tuple(spec.inputs), tuple(spec.optional_inputs)
-    declared = getattr(module, "inputs", None)
-    if isinstance(declared, (tuple, list)) and all(isinstance(x, str) for x in declared):
-        return tuple(declared), tuple(getattr(module, "optional_inputs", ()) or ())
     required: list[str] = []
     optional: list[str] = []
     for p in inspect.signature(module.forward).parameters.values():
@@ -59,3 +67,16 @@ def loss_inputs(module: torch.nn.Module) -> tuple[tuple[str, ...], tuple[str, ..
             continue
         (required if p.default is p.empty else optional).append(p.name)
     return tuple(required), tuple(optional)
+
+
+def call_loss(module: torch.nn.Module, inputs: dict[str, Any]) -> Any:
+    """Call ``module`` with the inputs it consumes from ``inputs`` (all required ones present).
+
+    Declared ``inputs`` are passed positionally in their declared order (the class chose names
+    that differ from its ``forward`` parameters); otherwise every input goes by keyword.
+    """
+    required, optional = loss_inputs(module)
+    extra = {k: inputs[k] for k in optional if k in inputs}
+    if declared_inputs(module) is not None:
+        return module(*(inputs[k] for k in required), **extra)
+    return module(**{k: inputs[k] for k in required}, **extra)

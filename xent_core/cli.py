@@ -22,18 +22,24 @@ from .errors import XentError
 from .naming import normalize_kind
 from .registry import get_registry
 
-app = typer.Typer(
-    name="xent",
-    help="xent: cross-entropy at scale. Losses, kernels, estimators and scaling-law fitters.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+
+def _new_app() -> typer.Typer:
+    return typer.Typer(
+        name="xent",
+        help="xent: cross-entropy at scale. Losses, kernels, estimators and scaling-law fitters.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+
+
+app = _new_app()
 
 
 def _console() -> Console:
-    return Console(soft_wrap=False)
+    # piped output (files, CI logs, tests) gets a wide fixed width instead of rich's 80 columns
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _version_callback(value: bool) -> None:
@@ -202,7 +208,16 @@ def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[
     )
 
 
-def _add_plugin_commands() -> None:
+def build_app() -> typer.Typer:
+    """A fresh app: the built-in commands plus those of the current registry's plugins."""
+    fresh = _new_app()
+    fresh.registered_callback = app.registered_callback
+    fresh.registered_commands = list(app.registered_commands)
+    _add_plugin_commands(fresh)
+    return fresh
+
+
+def _add_plugin_commands(app: typer.Typer) -> None:
     registry = get_registry()
     existing = set(_BUILTIN) | {c.name for c in app.registered_commands if c.name}
     existing |= {g.name for g in app.registered_groups if g.name}
@@ -240,8 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.remove("--debug")
     exit_types, abort_types, click_types = _click_exception_types()
     try:
-        _add_plugin_commands()
-        result: Any = app(args=args, prog_name="xent", standalone_mode=False)
+        cli = build_app()
+        result: Any = cli(args=args, prog_name="xent", standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
     except exit_types as exc:
         return int(exc.exit_code)

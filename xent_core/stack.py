@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .base_loss import Loss, Weight, loss_inputs
+from .base_loss import Loss, Weight, call_loss, loss_inputs
 from .errors import BadInputError, BadParameterError
 from .naming import kebab_from_identifier
 
@@ -128,9 +128,8 @@ class LossStack(Loss):
                     f"loss stack term {name!r} needs input(s) {', '.join(map(repr, missing))} "
                     f"(given: {', '.join(sorted(inputs)) or 'nothing'})"
                 )
-            kwargs = {k: inputs[k] for k in (*required, *optional) if k in inputs}
-            used.update(kwargs)
-            out = module(**kwargs)
+            used.update(k for k in (*required, *optional) if k in inputs)
+            out = call_loss(module, inputs)
             value = out[0] if isinstance(out, (tuple, list)) else getattr(out, "loss", out)
             if not isinstance(value, torch.Tensor) or value.numel() != 1:
                 shape = (
@@ -186,9 +185,11 @@ _TERM = re.compile(
 )
 
 
+_EXPONENT = re.compile(r"(?<![A-Za-z_\-])[0-9.]+[eE]$")
+
+
 def _split_top_level(text: str, sep: str = "+") -> list[str]:
     parts, depth, cur = [], 0, []
-    prev = ""
     for ch in text:
         if ch in "([{":
             depth += 1
@@ -197,13 +198,11 @@ def _split_top_level(text: str, sep: str = "+") -> list[str]:
             if depth < 0:
                 raise BadParameterError(f"unbalanced parentheses in loss spec {text!r}")
         # a '+' inside an exponent (1e+3) is part of a number
-        if ch == sep and depth == 0 and prev.lower() != "e":
+        if ch == sep and depth == 0 and not _EXPONENT.search("".join(cur)):
             parts.append("".join(cur))
             cur = []
         else:
             cur.append(ch)
-        if not ch.isspace():
-            prev = ch
     if depth != 0:
         raise BadParameterError(f"unbalanced parentheses in loss spec {text!r}")
     parts.append("".join(cur))

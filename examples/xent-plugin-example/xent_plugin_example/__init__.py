@@ -1,0 +1,15 @@
+"""An example xent plugin: registers one loss and one estimator through the ``xent`` entry point."""
+
+from __future__ import annotations
+
+from xent_core import hookimpl
+
+
+@hookimpl
+def register_losses(register) -> None:  # type: ignore[no-untyped-def]
+    register("xent_plugin_example.brier:BrierLoss", name="brier")
+
+
+@hookimpl
+def register_estimators(register) -> None:  # type: ignore[no-untyped-def]
+    register("xent_plugin_example.collision:CollisionEntropy", name="collision-entropy")
