@@ -1,0 +1,511 @@
+"""Linear cross-entropy on torch.distributed: vocab-parallel (tensor parallel) and data parallel.
+
+Vocab-parallel. Rank ``r`` of a process group holds the contiguous classifier rows
+``[start_r, start_r + V_r)`` (shards may be uneven, even empty) and the same ``hidden`` and target
+ids as every other rank. With ``z_ij`` the (scaled, soft-capped) logit of token ``i`` and row ``j``:
+
+    lse_i^(r) = log sum_{j in shard r} exp(z_ij)            local chunked kernel, never (N, V)
+    m_i       = max_r lse_i^(r)                              all-reduce(max), no gradient
+    lse_i     = m_i + log sum_r exp(lse_i^(r) - m_i)         \\
+    z_{i,t_i} = sum_r [t_i in shard r] z_{i,t_i}             |  ONE all-reduce(sum), packed
+    S_i       = sum_r sum_{j in shard r} z_ij  (smoothing)   /
+    loss_i    = lse_i - (1 - eps) z_{i,t_i} - (eps / V) S_i + lambda_z lse_i^2
+
+The all-reduces are identity in backward (every rank back-propagates the same, replicated loss), so
+each rank forms its shard's softmax ``exp(z_ij - lse_i)`` from the global ``lse``, gets its own
+``d_classifier`` rows, and a partial ``d_hidden`` that one all-reduce(sum) completes (``hidden``
+enters through an identity-forward / all-reduce-backward function, as in Megatron-LM's
+``copy_to_tensor_model_parallel_region``). No rank holds the full logits or the full classifier.
+
+Data parallel. ``num_items`` (a global count of non-ignored tokens, :func:`global_num_items`) turns
+``reduction="mean"`` into ``sum(local losses) / num_items``, so DDP/FSDP and gradient accumulation
+reproduce the one-big-batch update (see ``docs/distributed.md`` for the recipe).
+
+References: "Megatron-LM: Training Multi-Billion Parameter Language Models Using Model Parallelism"
+(arXiv:1909.08053); "Cut Your Losses in Large-Vocabulary Language Models" (arXiv:2411.09009).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from xent_core import BadInputError, BadParameterError, NotAvailableError, UnknownComponentError
+
+from ._dist_dtensor import is_dtensor, resolve_dtensors
+from ._dist_local import ChunkedShardKernel, compute_dtype, logit_sum, target_logits
+from ._dist_ops import GroupComm
+
+__all__ = [
+    "ChunkedShardKernel",
+    "distributed_linear_cross_entropy",
+    "global_num_items",
+    "is_dtensor",
+    "shard_classifier",
+    "uses_distributed_path",
+    "vocab_parallel_linear_cross_entropy",
+    "vocab_shard_range",
+]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+# --------------------------------------------------------------------------------------------
+# Sharding helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _group_rank_size(group: Any | None) -> tuple[int, int]:
+    if not (dist.is_available() and dist.is_initialized()):
+        raise NotAvailableError(
+            "torch.distributed is not initialised: call torch.distributed.init_process_group(...) "
+            "first (torchrun sets the environment it needs)"
+        )
+    return dist.get_rank(group), dist.get_world_size(group)
+
+
+def vocab_shard_range(
+    vocab_size: int, group: Any | None = None, *, sizes: list[int] | None = None
+) -> tuple[int, int]:
+    """``(start, stop)`` of this rank's rows when ``vocab_size`` rows are split over ``group``.
+
+    Default split: contiguous, the first ``vocab_size % world`` ranks get one row more (uneven
+    shards are fine). ``sizes`` (one count per rank, summing to ``vocab_size``) overrides it.
+    ``group=None`` is the default (world) group, as in torch.distributed.
+    """
+    rank, world = _group_rank_size(group)
+    if sizes is None:
+        base, extra = divmod(int(vocab_size), world)
+        sizes = [base + (1 if r < extra else 0) for r in range(world)]
+    sizes = [int(s) for s in sizes]
+    if len(sizes) != world or any(s < 0 for s in sizes) or sum(sizes) != vocab_size:
+        raise BadParameterError(
+            f"sizes must hold {world} non-negative row counts summing to {vocab_size}, got {sizes}"
+        )
+    start = sum(sizes[:rank])
+    return start, start + sizes[rank]
+
+
+def shard_classifier(
+    classifier: torch.Tensor, group: Any | None = None, *, sizes: list[int] | None = None
+) -> tuple[torch.Tensor, int]:
+    """This rank's contiguous rows of ``classifier`` (V, D) (or of a bias (V,)) and their offset.
+
+    Returns ``(shard, vocab_start)``: ``shard`` is a fresh copy (the full tensor can be freed),
+    with ``requires_grad`` as the input's; pass it and ``vocab_start`` to
+    :func:`vocab_parallel_linear_cross_entropy`. Shards may be uneven (see
+    :func:`vocab_shard_range`). For vocabularies too large for one rank, build each shard
+    directly from :func:`vocab_shard_range` instead of slicing a full tensor.
+    """
+    if classifier.dim() not in (1, 2):
+        raise BadInputError(
+            f"classifier must be (V, D) (or a bias (V,)), got shape {tuple(classifier.shape)}"
+        )
+    start, stop = vocab_shard_range(classifier.shape[0], group, sizes=sizes)
+    shard = classifier.detach()[start:stop].clone()
+    shard.requires_grad_(classifier.requires_grad)
+    return shard, start
+
+
+def global_num_items(
+    targets: torch.Tensor, ignore_index: int = -100, group: Any | None = None
+) -> torch.Tensor:
+    """Number of non-ignored targets summed over ``group`` (0-dim int64 tensor, targets' device).
+
+    Pass it as ``num_items`` so that ``reduction="mean"`` divides by the global count. For
+    gradient accumulation pass the targets of every micro-batch of the step (or add the counts).
+    Without an initialised process group it is the local count. ``group=None`` is the world group.
+    """
+    count = (targets != ignore_index).sum().to(torch.int64)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size(group) > 1:
+        dist.all_reduce(count, op=dist.ReduceOp.SUM, group=group)
+    return count
+
+
+# --------------------------------------------------------------------------------------------
+# Validation and kernel choice
+# --------------------------------------------------------------------------------------------
+
+
+def _check_options(
+    reduction: str,
+    softcap: float | None,
+    logit_scale: float,
+    label_smoothing: float,
+    z_loss: float,
+    num_items: Any,
+) -> None:
+    if reduction not in _REDUCTIONS:
+        raise BadParameterError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if softcap is not None and not softcap > 0:
+        raise BadParameterError(f"softcap must be > 0 or None, got {softcap}")
+    if not logit_scale > 0:
+        raise BadParameterError(f"logit_scale must be > 0, got {logit_scale}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise BadParameterError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    if not z_loss >= 0:
+        raise BadParameterError(f"z_loss must be >= 0, got {z_loss}")
+    if num_items is not None:
+        if reduction != "mean":
+            raise BadParameterError(
+                f"num_items only applies to reduction='mean' (got reduction={reduction!r})"
+            )
+        value = float(num_items.detach().float()) if torch.is_tensor(num_items) else num_items
+        if not isinstance(value, (int, float)) or value < 0:
+            raise BadParameterError(f"num_items must be a count >= 0, got {num_items!r}")
+
+
+def _flatten_inputs(
+    hidden: torch.Tensor,
+    classifier: torch.Tensor,
+    targets: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if not torch.is_tensor(hidden) or not hidden.is_floating_point() or hidden.dim() < 1:
+        raise BadInputError("hidden must be a floating-point tensor of shape (..., D)")
+    if not torch.is_tensor(classifier) or classifier.dim() != 2:
+        raise BadInputError(
+            "classifier must be a (V, D) tensor (this rank's rows when vocab-parallel), got "
+            f"{tuple(classifier.shape) if torch.is_tensor(classifier) else type(classifier)}"
+        )
+    if not classifier.is_floating_point():
+        raise BadInputError(f"classifier must be floating point, got {classifier.dtype}")
+    if classifier.shape[1] != hidden.shape[-1]:
+        raise BadInputError(
+            f"hidden has D={hidden.shape[-1]} but classifier rows have D={classifier.shape[1]}"
+        )
+    if not torch.is_tensor(targets) or targets.is_floating_point() or targets.is_complex():
+        raise BadInputError("targets must be an integer tensor of class ids (...)")
+    if tuple(targets.shape) != tuple(hidden.shape[:-1]):
+        raise BadInputError(
+            f"targets shape {tuple(targets.shape)} must equal hidden's leading shape "
+            f"{tuple(hidden.shape[:-1])}"
+        )
+    if bias is not None and (bias.dim() != 1 or bias.shape[0] != classifier.shape[0]):
+        raise BadInputError(
+            f"bias must be ({classifier.shape[0]},) like the classifier rows, got "
+            f"{tuple(bias.shape)}"
+        )
+    devices = {t.device for t in (hidden, classifier, targets, bias) if t is not None}
+    if len(devices) > 1:
+        raise BadInputError(f"inputs are on different devices: {sorted(map(str, devices))}")
+    return hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1).to(torch.int64)
+
+
+def _resolve_kernel(local_kernel: Any) -> Any:
+    """A kernel object with ``logsumexp``: given, by registry name, ``cce-torch``, or built in."""
+    if local_kernel is not None and not isinstance(local_kernel, str):
+        if not callable(getattr(local_kernel, "logsumexp", None)):
+            raise BadParameterError(
+                "local_kernel must be a kernel name or an object with a logsumexp(hidden, "
+                f"classifier, bias, *, softcap, logit_scale) method, got {type(local_kernel)}"
+            )
+        return local_kernel
+    import xent_core
+
+    if local_kernel is None:
+        try:
+            kernel = xent_core.kernel("cce-torch")
+        except UnknownComponentError:
+            return ChunkedShardKernel()
+    else:
+        kernel = xent_core.kernel(local_kernel)
+    ok, why = kernel.available()
+    if not ok:
+        raise NotAvailableError(f"kernel {local_kernel or 'cce-torch'} cannot run here: {why}")
+    return kernel
+
+
+# --------------------------------------------------------------------------------------------
+# The computation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Options:
+    ignore_index: int
+    softcap: float | None
+    logit_scale: float
+    label_smoothing: float
+    z_loss: float
+
+
+def _per_token_loss(
+    hidden: torch.Tensor,
+    classifier: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    *,
+    comm: GroupComm,
+    vocab_start: int,
+    kernel: Any,
+    opt: _Options,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-token losses (N,) (0 where ignored), the global lse (N,) detached, the valid mask."""
+    n, v_local = hidden.shape[0], classifier.shape[0]
+    dtype = compute_dtype(hidden, classifier, bias)
+    device = hidden.device
+    valid = targets != opt.ignore_index
+    h = comm.enter(hidden)
+
+    if v_local > 0:
+        lse_local = kernel.logsumexp(
+            h, classifier, bias, softcap=opt.softcap, logit_scale=opt.logit_scale
+        ).to(dtype)
+    else:  # an empty shard contributes exp(-inf) = 0
+        lse_local = torch.full((n,), float("-inf"), dtype=dtype, device=device)
+    shift = comm.max(lse_local)
+    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+
+    local_ids = targets - vocab_start
+    in_shard = valid & (local_ids >= 0) & (local_ids < v_local)
+    if v_local > 0:
+        z_target = target_logits(
+            h,
+            classifier,
+            bias,
+            torch.where(in_shard, local_ids, torch.zeros_like(local_ids)),
+            softcap=opt.softcap,
+            logit_scale=opt.logit_scale,
+        )
+        z_target = torch.where(in_shard, z_target, torch.zeros_like(z_target))
+    else:
+        z_target = torch.zeros(n, dtype=dtype, device=device)
+
+    parts = [torch.exp(lse_local - shift), z_target, in_shard.to(dtype)]
+    if opt.label_smoothing > 0:
+        if v_local > 0:
+            parts.append(
+                logit_sum(h, classifier, bias, softcap=opt.softcap, logit_scale=opt.logit_scale)
+            )
+        else:
+            parts.append(torch.zeros(n, dtype=dtype, device=device))
+    parts.append(torch.tensor([float(v_local)], dtype=dtype, device=device))
+    packed = comm.sum(torch.cat(parts))  # the one all-reduce(sum) of the forward
+
+    sum_exp, z_target, claimed = packed[:n], packed[n : 2 * n], packed[2 * n : 3 * n]
+    vocab_size = packed[-1]
+    bad = valid & (claimed != 1)
+    if bool(bad.any()):  # identical on every rank after the all-reduce: all ranks raise together
+        i = int(bad.nonzero()[0, 0])
+        raise BadInputError(
+            f"{int(bad.sum())} target id(s) lie in no classifier shard or in several, e.g. "
+            f"target {int(targets[i])} of token {i} (global vocabulary size {int(vocab_size)}); "
+            "ids must be in [0, V) and the shards (vocab_start, rows) must tile [0, V) "
+            "without overlap"
+        )
+    lse = shift + torch.log(sum_exp)
+    loss = lse - (1.0 - opt.label_smoothing) * z_target
+    if opt.label_smoothing > 0:
+        loss = loss - (opt.label_smoothing / vocab_size) * packed[3 * n : 4 * n]
+    if opt.z_loss > 0:
+        loss = loss + opt.z_loss * lse.square()
+    loss = torch.where(valid, loss, torch.zeros_like(loss))
+    return loss, lse.detach().float(), valid
+
+
+def _reduce(
+    loss: torch.Tensor, valid: torch.Tensor, reduction: str, num_items: Any, shape: torch.Size
+) -> torch.Tensor:
+    if reduction == "none":
+        return loss.reshape(shape)
+    total = loss.sum()
+    if reduction == "sum":
+        return total
+    if num_items is None:
+        return total / valid.sum().clamp_min(1).to(total.dtype)
+    denom = torch.as_tensor(num_items, dtype=total.dtype, device=total.device)
+    return total / torch.where(denom > 0, denom, torch.ones_like(denom))
+
+
+def vocab_parallel_linear_cross_entropy(
+    hidden: torch.Tensor,
+    classifier_shard: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    group: Any,
+    vocab_start: int,
+    bias_shard: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    softcap: float | None = None,
+    logit_scale: float = 1.0,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    num_items: int | float | torch.Tensor | None = None,
+    local_kernel: Any = None,
+    return_lse: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Exact cross-entropy of ``hidden @ classifier.T`` with the classifier rows split over ranks.
+
+    loss_i = lse_i - (1 - eps) z_{i,t_i} - (eps / V) sum_j z_ij + z_loss * lse_i^2, where
+    z_ij = softcap * tanh(logit_scale * (h_i . w_j + b_j) / softcap) and lse_i is the log-sum-exp
+    over ALL V rows, obtained from per-shard log-sum-exps with one all-reduce(max) and one
+    all-reduce(sum); backward does one all-reduce(sum) of d_hidden (N, D).
+
+    Every rank of ``group`` passes the same ``hidden`` (..., D) and global target ids (...), its
+    own contiguous rows ``classifier_shard`` (V_r, D) starting at global row ``vocab_start`` (and
+    ``bias_shard`` (V_r,)); shards may be uneven or empty. Every rank gets the same loss;
+    ``classifier_shard`` gets its own rows' gradient and ``hidden`` the full gradient.
+
+    Parameters: ``group`` the process group (``None``: the world group); ``ignore_index`` (-100);
+    ``reduction`` ``mean`` (over non-ignored tokens, or divided by ``num_items`` when given),
+    ``sum`` or ``none``; ``softcap`` (None); ``logit_scale`` (1.0); ``label_smoothing`` (0.0,
+    PyTorch semantics); ``z_loss`` (0.0); ``local_kernel`` the per-shard kernel (an object with
+    ``logsumexp``, or a registry name; default ``cce-torch`` if registered, else a built-in chunked
+    one); ``return_lse`` also return the global per-token log-sum-exp (N,) fp32, detached.
+
+    Citation: Megatron-LM (arXiv:1909.08053), Cut Cross-Entropy (arXiv:2411.09009).
+    """
+    _check_options(reduction, softcap, logit_scale, label_smoothing, z_loss, num_items)
+    if group is None:
+        _group_rank_size(None)
+        group = dist.group.WORLD
+    if isinstance(vocab_start, bool) or not isinstance(vocab_start, int) or vocab_start < 0:
+        raise BadParameterError(f"vocab_start must be an int >= 0, got {vocab_start!r}")
+    h2, t1 = _flatten_inputs(hidden, classifier_shard, targets, bias_shard)
+    opt = _Options(ignore_index, softcap, float(logit_scale), float(label_smoothing), float(z_loss))
+    loss, lse, valid = _per_token_loss(
+        h2,
+        classifier_shard,
+        bias_shard,
+        t1,
+        comm=GroupComm(group),
+        vocab_start=vocab_start,
+        kernel=_resolve_kernel(local_kernel),
+        opt=opt,
+    )
+    out = _reduce(loss, valid, reduction, num_items, targets.shape)
+    return (out, lse) if return_lse else out
+
+
+# --------------------------------------------------------------------------------------------
+# The entry point of the linear-cross-entropy loss module
+# --------------------------------------------------------------------------------------------
+
+
+def uses_distributed_path(
+    hidden: Any,
+    classifier: Any,
+    bias: Any = None,
+    *,
+    vocab_parallel: Any = None,
+    num_items: Any = None,
+) -> bool:
+    """True when :func:`distributed_linear_cross_entropy` must handle the call."""
+    return (
+        vocab_parallel is not None or num_items is not None or is_dtensor(hidden, classifier, bias)
+    )
+
+
+def distributed_linear_cross_entropy(
+    hidden: torch.Tensor,
+    classifier: torch.Tensor,
+    targets: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    vocab_parallel: Any = None,
+    vocab_start: int | None = None,
+    num_items: int | float | torch.Tensor | None = None,
+    local_kernel: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    softcap: float | None = None,
+    logit_scale: float = 1.0,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    filter_eps: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Linear cross-entropy for the distributed cases; returns ``(loss, lse)`` like a kernel.
+
+    * ``vocab_parallel=group`` (with ``vocab_start``), or ``classifier`` a DTensor sharded on the
+      vocabulary dim: the vocab-parallel computation (``filter_eps`` is ignored there: its
+      gradients are exact);
+    * DTensors replicated on their mesh: computed locally on their local tensors;
+    * plain tensors: the local kernel, with ``num_items`` as the ``mean`` denominator.
+
+    Anything ambiguous (e.g. a vocab-sharded DTensor classifier with a plain ``hidden``, or a
+    token-sharded DTensor ``hidden``) raises :class:`~xent_core.BadInputError` saying what to
+    pass instead; nothing is ever gathered silently.
+    """
+    _check_options(reduction, softcap, logit_scale, label_smoothing, z_loss, num_items)
+    hidden, classifier, bias, targets, vocab_parallel, vocab_start = resolve_dtensors(
+        hidden, classifier, bias, targets, vocab_parallel=vocab_parallel, vocab_start=vocab_start
+    )
+    if vocab_parallel is not None:
+        if vocab_start is None:
+            raise BadParameterError(
+                "vocab_parallel=group needs vocab_start=<global index of this rank's first "
+                "classifier row> (shard_classifier returns it)"
+            )
+        loss, lse = vocab_parallel_linear_cross_entropy(
+            hidden,
+            classifier,
+            targets,
+            group=vocab_parallel,
+            vocab_start=vocab_start,
+            bias_shard=bias,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            softcap=softcap,
+            logit_scale=logit_scale,
+            label_smoothing=label_smoothing,
+            z_loss=z_loss,
+            num_items=num_items,
+            local_kernel=local_kernel,
+            return_lse=True,
+        )
+        return loss, lse
+    return _local_linear_cross_entropy(
+        hidden,
+        classifier,
+        targets,
+        bias,
+        num_items=num_items,
+        local_kernel=local_kernel,
+        opt=_Options(ignore_index, softcap, float(logit_scale), label_smoothing, z_loss),
+        reduction=reduction,
+        filter_eps=filter_eps,
+    )
+
+
+def _local_linear_cross_entropy(
+    hidden: torch.Tensor,
+    classifier: torch.Tensor,
+    targets: torch.Tensor,
+    bias: torch.Tensor | None,
+    *,
+    num_items: Any,
+    local_kernel: Any,
+    opt: _Options,
+    reduction: str,
+    filter_eps: float | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    h2, t1 = _flatten_inputs(hidden, classifier, targets, bias)
+    kernel = _resolve_kernel(local_kernel)
+    if callable(getattr(kernel, "linear_cross_entropy", None)):
+        inner = "sum" if reduction == "mean" and num_items is not None else reduction
+        loss, lse = kernel.linear_cross_entropy(
+            h2,
+            classifier,
+            t1,
+            bias,
+            ignore_index=opt.ignore_index,
+            reduction=inner,
+            softcap=opt.softcap,
+            logit_scale=opt.logit_scale,
+            label_smoothing=opt.label_smoothing,
+            z_loss=opt.z_loss,
+            filter_eps=filter_eps,
+        )
+        if inner == reduction:
+            return (loss.reshape(targets.shape) if reduction == "none" else loss), lse
+        valid = t1 != opt.ignore_index
+        return _reduce(loss.reshape(1), valid, "mean", num_items, targets.shape), lse
+    loss, lse, valid = _per_token_loss(
+        h2, classifier, bias, t1, comm=GroupComm(None), vocab_start=0, kernel=kernel, opt=opt
+    )
+    return _reduce(loss, valid, reduction, num_items, targets.shape), lse
