@@ -14,6 +14,9 @@ Environment controls (read when a registry loads):
     comma-separated deny-list (any plugin, first-party included).
 ``XENT_TRACE_PLUGINS=1``
     trace plugin loading and every hook call to stderr.
+``XENT_STRICT_PLUGINS=1``
+    raise :class:`~xent_core.errors.PluginLoadError` on the first plugin that fails (for plugin
+    authors' CI) instead of reporting it and carrying on.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from .components import ComponentSpec, build_spec
 from .errors import (
     AmbiguousComponentError,
     BadParameterError,
+    PluginLoadError,
     RegistrationError,
     UnknownComponentError,
 )
@@ -137,6 +141,7 @@ class Registry:
         self._specs: dict[str, ComponentSpec] = {}
         self._commands: list[tuple[str, Any, str | None]] | None = None
         self._trace = self._env.get("XENT_TRACE_PLUGINS", "") not in ("", "0", "false")
+        self._strict = self._env.get("XENT_STRICT_PLUGINS", "") not in ("", "0", "false")
         if self._trace:
             self._pm.trace.root.setwriter(lambda msg: sys.stderr.write(f"[xent trace] {msg}"))
             self._pm.enable_tracing()
@@ -171,6 +176,8 @@ class Registry:
                     ),
                 )
                 self._plugins[f"{src.name}@{src.distribution or src.module}"] = info
+                if self._strict:
+                    raise PluginLoadError(info.error)
                 continue
             self._plugins[src.name] = info
             reason = self._blocked_reason(src)
@@ -179,6 +186,8 @@ class Registry:
                 self._log(f"plugin {src.name}: blocked ({reason})")
                 continue
             self._load_one(src, info)
+            if info.status == "failed" and self._strict:
+                raise PluginLoadError(f"plugin {src.name!r} failed: {info.error}")
 
     def _load_one(self, src: PluginSource, info: PluginInfo) -> None:
         self._log(f"plugin {src.name}: importing {src.module}")

@@ -169,3 +169,10 @@ def test_importing_core_and_listing_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_strict_mode_raises_on_a_broken_plugin():
+    from xent_core import PluginLoadError
+
+    with pytest.raises(PluginLoadError, match="boom in hook"):
+        make("toy_plugin", "broken_hook_plugin", env={"XENT_STRICT_PLUGINS": "1"})
