@@ -1,14 +1,37 @@
-"""xent plugin: The cross-entropy family of losses.
+"""xent plugin: the cross-entropy family of losses.
 
 Registered through the ``xent`` entry-point group like any third-party plugin. Targets are lazy
-``"module:attr"`` strings, so listing components imports nothing heavy.
+``"module:attr"`` strings, so listing components imports nothing heavy (no torch). Each loss
+lives in its own module with a functional form beside the module form; ``_common`` holds the
+shared input checks and reductions.
 """
 
 from __future__ import annotations
 
 from xent_core import hookimpl
 
+#: canonical name -> lazy target of every loss this plugin provides
+LOSSES: dict[str, str] = {
+    "cross-entropy": "xent_losses.cross_entropy:CrossEntropyLoss",
+    "z-loss": "xent_losses.z_loss:ZLoss",
+    "comp-sum": "xent_losses.comp_sum:CompSumLoss",
+    "generalized-ce": "xent_losses.generalized_ce:GeneralizedCrossEntropyLoss",
+    "mae": "xent_losses.mae:MAELoss",
+    "focal": "xent_losses.focal:FocalLoss",
+    "poly1": "xent_losses.poly1:Poly1Loss",
+    "ldr-kl": "xent_losses.ldr_kl:LDRKLLoss",
+    "aldr-kl": "xent_losses.aldr_kl:ALDRKLLoss",
+    "dice": "xent_losses.dice:DiceLoss",
+    "bias-loss": "xent_losses.bias_loss:BiasLoss",
+    "hl-gauss": "xent_losses.hl_gauss:HLGaussLoss",
+    "two-hot": "xent_losses.two_hot:TwoHotLoss",
+    "pass-at-n": "xent_losses.pass_at_n:PassAtNLoss",
+    "emo": "xent_losses.emo:EMOLoss",
+}
+
 
 @hookimpl
 def register_losses(register) -> None:  # type: ignore[no-untyped-def]
-    """Register this plugin's components."""
+    """Register this plugin's losses."""
+    for name, target in LOSSES.items():
+        register(target, name=name)

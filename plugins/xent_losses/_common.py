@@ -1,0 +1,295 @@
+"""Shared input checks and reductions for the losses of this plugin.
+
+Every loss follows the same steps: check its parameters once (:func:`check_reduction`,
+:func:`check_number`, :func:`class_weights`), turn ``logits``/``targets`` into a flat
+:class:`Batch` (:func:`prepare`), compute one value per item, and reduce it over the valid
+(non-ignored) items (:func:`reduce`). Half-precision inputs are upcast to float32; float64 stays
+float64. The returned loss has that compute dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from xent_core import BadInputError, BadParameterError
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+# ------------------------------------------------------------------------------ parameters
+def check_reduction(reduction: str) -> str:
+    """Return ``reduction`` if it is ``mean``, ``sum`` or ``none``; raise otherwise."""
+    if reduction not in REDUCTIONS:
+        raise BadParameterError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def check_number(
+    name: str,
+    value: float,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Check that ``value`` is a finite real number inside the given bounds; return it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadParameterError(f"{name} must be a finite number, got {value!r}")
+    bad_low = low is not None and (value <= low if low_open else value < low)
+    bad_high = high is not None and (value >= high if high_open else value > high)
+    if bad_low or bad_high:
+        left = "-inf" if low is None else f"{low}"
+        right = "inf" if high is None else f"{high}"
+        interval = f"{'(' if low_open or low is None else '['}{left}, {right}{')' if high_open or high is None else ']'}"
+        raise BadParameterError(f"{name} must lie in {interval}, got {value!r}")
+    return float(value)
+
+
+def class_weights(name: str, weight: Sequence[float] | torch.Tensor | None) -> torch.Tensor | None:
+    """Validate per-class weights (finite, non-negative) and return them as a float64 tensor."""
+    if weight is None:
+        return None
+    try:
+        tensor = torch.as_tensor(weight, dtype=torch.float64).detach().clone().cpu()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise BadParameterError(f"{name} must be a list of numbers, got {weight!r}") from exc
+    if tensor.dim() != 1 or tensor.numel() == 0:
+        raise BadParameterError(
+            f"{name} must be a non-empty 1-D list of per-class numbers, got shape {tuple(tensor.shape)}"
+        )
+    if not torch.isfinite(tensor).all():
+        raise BadParameterError(f"{name} must be finite, got {tensor.tolist()}")
+    if (tensor < 0).any():
+        raise BadParameterError(f"{name} must be non-negative, got {tensor.tolist()}")
+    return tensor
+
+
+def choice(name: str, value: str, options: Sequence[str]) -> str:
+    """Check that ``value`` is one of ``options``."""
+    if value not in options:
+        raise BadParameterError(f"{name} must be one of {tuple(options)}, got {value!r}")
+    return value
+
+
+# ------------------------------------------------------------------------------ inputs
+def compute_dtype(tensor: torch.Tensor) -> torch.dtype:
+    """float64 stays float64; every other floating dtype is computed in float32."""
+    return torch.float64 if tensor.dtype == torch.float64 else torch.float32
+
+
+@dataclass
+class Batch:
+    """Flattened, validated inputs of a classification loss."""
+
+    logits: torch.Tensor
+    """(N, C) logits in the compute dtype."""
+    ids: torch.Tensor | None
+    """(N,) int64 class ids (ignored items replaced by 0), or None for probability targets."""
+    probs: torch.Tensor | None
+    """(N, C) probability targets in the compute dtype, or None for class ids."""
+    valid: torch.Tensor
+    """(N,) bool: items that count (not ``ignore_index``)."""
+    lead_shape: torch.Size
+    """The leading shape of the inputs, restored by ``reduction='none'``."""
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.logits.shape[-1])
+
+    @property
+    def num_items(self) -> int:
+        return int(self.logits.shape[0])
+
+    def one_hot(self) -> torch.Tensor:
+        """Targets as (N, C) probabilities (one-hot rows for class ids; zero rows if ignored)."""
+        if self.probs is not None:
+            return self.probs
+        assert self.ids is not None
+        out = torch.zeros_like(self.logits)
+        out.scatter_(1, self.ids[:, None], 1.0)
+        return out * self.valid[:, None].to(out.dtype)
+
+
+def check_logits(logits: object, who: str, *, min_classes: int = 1) -> torch.Tensor:
+    """Check that ``logits`` is a floating tensor of shape (..., C) with ``C >= min_classes``."""
+    if not isinstance(logits, torch.Tensor):
+        raise BadInputError(f"{who}: logits must be a torch.Tensor, got {type(logits).__name__}")
+    if not logits.is_floating_point():
+        raise BadInputError(
+            f"{who}: logits must be a floating-point tensor (float16/bfloat16/float32/float64), "
+            f"got {logits.dtype}"
+        )
+    if logits.dim() < 1:
+        raise BadInputError(f"{who}: logits must have shape (..., C), got a 0-d tensor")
+    if logits.shape[-1] < min_classes:
+        raise BadInputError(
+            f"{who}: logits need at least {min_classes} classes in the last dimension, "
+            f"got shape {tuple(logits.shape)}"
+        )
+    return logits
+
+
+def prepare(
+    logits: torch.Tensor,
+    targets: torch.Tensor | None,
+    *,
+    who: str,
+    ignore_index: int = -100,
+    soft_ok: bool = True,
+    min_classes: int = 1,
+) -> Batch:
+    """Validate ``logits`` (..., C) and ``targets`` and flatten them into a :class:`Batch`.
+
+    ``targets`` are int class ids of shape (...) (``ignore_index`` marks ignored items) or, when
+    ``soft_ok``, floating probabilities of shape (..., C). ``targets=None`` means every item
+    counts and no target is needed (e.g. the z-loss).
+    """
+    check_logits(logits, who, min_classes=min_classes)
+    lead = logits.shape[:-1]
+    num_classes = int(logits.shape[-1])
+    dtype = compute_dtype(logits)
+    flat = logits.reshape(-1, num_classes).to(dtype)
+    n = flat.shape[0]
+    if targets is None:
+        valid = torch.ones(n, dtype=torch.bool, device=logits.device)
+        return Batch(flat, None, None, valid, lead)
+    if not isinstance(targets, torch.Tensor):
+        raise BadInputError(f"{who}: targets must be a torch.Tensor, got {type(targets).__name__}")
+    if targets.device != logits.device:
+        raise BadInputError(
+            f"{who}: targets are on {targets.device} but logits are on {logits.device}"
+        )
+    if targets.is_floating_point():
+        if not soft_ok:
+            raise BadInputError(
+                f"{who}: targets must be integer class ids of shape {tuple(lead)}, "
+                f"got {targets.dtype} (this loss does not take probability targets)"
+            )
+        if targets.shape != logits.shape:
+            raise BadInputError(
+                f"{who}: probability targets must have the logits' shape {tuple(logits.shape)}, "
+                f"got {tuple(targets.shape)} (class ids must be an integer tensor)"
+            )
+        probs = targets.reshape(-1, num_classes).to(dtype)
+        if probs.numel() and (not torch.isfinite(probs).all() or (probs < 0).any()):
+            raise BadInputError(f"{who}: probability targets must be finite and non-negative")
+        valid = torch.ones(n, dtype=torch.bool, device=logits.device)
+        return Batch(flat, None, probs, valid, lead)
+    if targets.dtype == torch.bool or targets.is_complex():
+        raise BadInputError(f"{who}: targets must be integer class ids, got {targets.dtype}")
+    if targets.shape != lead:
+        hint = f" or probabilities of shape {tuple(logits.shape)}" if soft_ok else ""
+        raise BadInputError(
+            f"{who}: targets must be class ids of shape {tuple(lead)}{hint} to match logits of "
+            f"shape {tuple(logits.shape)}, got {tuple(targets.shape)}"
+        )
+    ids = targets.reshape(-1).long()
+    valid = ids != ignore_index
+    bad = valid & ((ids < 0) | (ids >= num_classes))
+    if bad.any():
+        example = int(ids[bad][0])
+        raise BadInputError(
+            f"{who}: target {example} is out of range: class ids must lie in [0, {num_classes}) "
+            f"or equal ignore_index={ignore_index}"
+        )
+    ids = torch.where(valid, ids, torch.zeros_like(ids))
+    return Batch(flat, ids, None, valid, lead)
+
+
+def per_item_input(
+    value: object, name: str, batch: Batch, who: str, *, kind: str = "float", trailing: bool = False
+) -> torch.Tensor:
+    """Validate an auxiliary per-item input (``features``, ``sample_ids``, ``values``).
+
+    Its leading shape must equal the logits' leading shape; with ``trailing`` it may carry extra
+    trailing dimensions, which are flattened into one. Returns (N,) or (N, M).
+    """
+    if value is None:
+        raise BadInputError(f"{who} needs the input {name!r} (got none)")
+    if not isinstance(value, torch.Tensor):
+        raise BadInputError(f"{who}: {name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.device != batch.logits.device:
+        raise BadInputError(
+            f"{who}: {name} is on {value.device} but logits are on {batch.logits.device}"
+        )
+    if kind == "float" and not value.is_floating_point():
+        raise BadInputError(f"{who}: {name} must be a floating-point tensor, got {value.dtype}")
+    if kind == "int" and (
+        value.is_floating_point() or value.dtype == torch.bool or value.is_complex()
+    ):
+        raise BadInputError(f"{who}: {name} must be an integer tensor, got {value.dtype}")
+    lead = tuple(batch.lead_shape)
+    if trailing:
+        if tuple(value.shape[: len(lead)]) != lead or value.dim() <= len(lead):
+            raise BadInputError(
+                f"{who}: {name} must have shape {(*lead, '...')} (leading dims of logits, then "
+                f"per-item dims), got {tuple(value.shape)}"
+            )
+        return value.reshape(batch.num_items, -1)
+    if tuple(value.shape) != lead:
+        raise BadInputError(
+            f"{who}: {name} must have shape {lead} to match logits of shape "
+            f"{(*tuple(batch.lead_shape), batch.num_classes)}, got {tuple(value.shape)}"
+        )
+    return value.reshape(-1)
+
+
+def check_class_vector(
+    vector: Sequence[float] | torch.Tensor | None, batch: Batch, name: str, who: str
+) -> torch.Tensor | None:
+    """Move a per-class parameter vector to the batch's device and dtype; check its length.
+
+    A list (from the functional forms) is validated like a constructor parameter first.
+    """
+    if vector is None:
+        return None
+    if not isinstance(vector, torch.Tensor):
+        vector = class_weights(name, vector)
+        assert vector is not None
+    if vector.numel() != batch.num_classes:
+        raise BadInputError(
+            f"{who}: {name} has {vector.numel()} entries but logits have {batch.num_classes} classes"
+        )
+    return vector.to(device=batch.logits.device, dtype=batch.logits.dtype)
+
+
+# ------------------------------------------------------------------------------ reductions
+def reduce(
+    per_item: torch.Tensor,
+    batch: Batch,
+    reduction: str,
+    denominator: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Reduce (N,) per-item losses over the valid items.
+
+    ``mean`` divides by the number of valid items (or by ``denominator``, e.g. the sum of class
+    weights); an empty or fully ignored batch gives 0 with a zero gradient, never NaN. ``none``
+    returns the leading shape with ignored items set to 0.
+    """
+    masked = torch.where(batch.valid, per_item, torch.zeros_like(per_item))
+    if reduction == "none":
+        return masked.reshape(batch.lead_shape)
+    total = masked.sum()
+    if reduction == "sum":
+        return total
+    if denominator is None:
+        denominator = batch.valid.sum().to(total.dtype)
+    denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+    return total / denominator
+
+
+def log_probs(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log_softmax, logsumexp)`` of the batch's logits."""
+    lse = torch.logsumexp(batch.logits, dim=-1)
+    return batch.logits - lse[:, None], lse
+
+
+def target_log_prob(batch: Batch, logp: torch.Tensor) -> torch.Tensor:
+    """(N,) log-probability of each item's target class (class-id targets only)."""
+    assert batch.ids is not None
+    return logp.gather(1, batch.ids[:, None]).squeeze(1)

@@ -1,0 +1,42 @@
+"""Shared checks for the regression-as-classification losses (``hl-gauss``, ``two-hot``)."""
+
+from __future__ import annotations
+
+import torch
+
+from xent_core import BadInputError, BadParameterError
+
+from ._common import Batch, check_number, per_item_input, prepare
+
+
+def check_support(
+    vmin: float, vmax: float, num_bins: int, min_bins: int
+) -> tuple[float, float, int]:
+    """Validate the support [vmin, vmax] and the number of bins."""
+    lo = check_number("vmin", vmin)
+    hi = check_number("vmax", vmax)
+    if not hi > lo:
+        raise BadParameterError(f"vmax must be greater than vmin, got vmin={vmin!r}, vmax={vmax!r}")
+    if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < min_bins:
+        raise BadParameterError(f"num_bins must be an integer >= {min_bins}, got {num_bins!r}")
+    return lo, hi, num_bins
+
+
+def prepare_values(
+    logits: torch.Tensor, values: torch.Tensor | None, num_bins: int, who: str
+) -> tuple[Batch, torch.Tensor]:
+    """Validate logits (..., num_bins) and float ``values`` (...); NaN values are ignored items.
+
+    Returns the batch (``valid`` = finite values) and the (N,) values with NaNs replaced by 0.
+    """
+    b = prepare(logits, None, who=who)
+    if b.num_classes != num_bins:
+        raise BadInputError(
+            f"{who}: logits must have num_bins={num_bins} entries in the last dimension, "
+            f"got shape {tuple(logits.shape)}"
+        )
+    v = per_item_input(values, "values", b, who, kind="float").to(b.logits.dtype)
+    if torch.isinf(v).any():
+        raise BadInputError(f"{who}: values must be finite (NaN marks an ignored item), got inf")
+    b.valid = ~torch.isnan(v)
+    return b, torch.where(b.valid, v, torch.zeros_like(v))

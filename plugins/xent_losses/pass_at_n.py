@@ -1,0 +1,82 @@
+"""Pass@N loss: -log of the probability that N samples contain the target at least once."""
+
+from __future__ import annotations
+
+import torch
+
+from xent_core import BadParameterError
+from xent_core.base_loss import Loss
+
+from ._common import check_reduction, prepare, reduce
+
+_WHO = "pass-at-n"
+
+
+def log_one_minus_target_prob(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """(N,) ``log(1 - p_y)`` computed as ``logsumexp_{k != y} z_k - logsumexp_k z_k``.
+
+    Accurate when p_y is close to 1, where ``log1p(-p_y)`` would lose every digit.
+    """
+    lse = torch.logsumexp(logits, dim=-1)
+    others = logits.scatter(1, ids[:, None], float("-inf"))
+    return torch.logsumexp(others, dim=-1) - lse
+
+
+def pass_at_n_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    n: int = 4,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Functional form of :class:`PassAtNLoss`."""
+    b = prepare(logits, targets, who=_WHO, ignore_index=ignore_index, soft_ok=False, min_classes=2)
+    assert b.ids is not None
+    log_miss = n * log_one_minus_target_prob(b.logits, b.ids)  # log (1 - p)^n
+    per_item = -torch.log(-torch.expm1(log_miss))  # -log(1 - (1 - p)^n)
+    return reduce(per_item, b, reduction)
+
+
+class PassAtNLoss(Loss):
+    """Pass@N loss -log(1 - (1 - p_y)^N): aligns training with pass@N by limiting confidence.
+
+    ``l = -log(1 - (1 - p_y)^N)`` is minus the log-probability that at least one of N
+    independent samples from ``softmax(logits)`` is the target. Its gradient is the
+    cross-entropy gradient scaled by ``F = N p (1 - p)^(N - 1) / (1 - (1 - p)^N)``, which falls to
+    0 as p_y -> 1 for N > 1, so the loss stops pushing confident items further (the paper's
+    Direct Coverage Optimisation). N = 1 gives exactly cross-entropy. Computed from
+    ``log(1 - p_y) = logsumexp_{k != y} - logsumexp`` and ``expm1``, stable in float32.
+
+    Parameters: ``n`` (integer >= 1, default 4; the paper sets it to the test-time number of
+    samples, there is no universal default), ``ignore_index`` (-100), ``reduction``
+    (``mean``/``sum``/``none``). Inputs: ``logits`` (..., C) with C >= 2, ``targets`` class ids.
+    Applied here per item (class or token); the paper applies it to the probability of a whole
+    answer.
+
+    Citation: Chen, Raventos, Cheng, Ganguli, Druckmann, "Rethinking Fine-Tuning when Scaling
+    Test-Time Compute: Limiting Confidence Improves Mathematical Reasoning" (arXiv:2502.07154).
+    """
+
+    citation = (
+        "Rethinking Fine-Tuning when Scaling Test-Time Compute: Limiting Confidence Improves "
+        "Mathematical Reasoning",
+        "arXiv:2502.07154",
+    )
+    capabilities = {"differentiable": True, "devices": ("cpu", "cuda")}
+
+    def __init__(self, n: int = 4, ignore_index: int = -100, reduction: str = "mean") -> None:
+        super().__init__()
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise BadParameterError(f"n must be an integer >= 1 (samples at test time), got {n!r}")
+        self.n = n
+        self.ignore_index = int(ignore_index)
+        self.reduction = check_reduction(reduction)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return pass_at_n_loss(
+            logits, targets, n=self.n, ignore_index=self.ignore_index, reduction=self.reduction
+        )
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, reduction={self.reduction!r}"
