@@ -1,0 +1,231 @@
+"""Shared plumbing of the estimators: input conversion, validation, units, the result record.
+
+Every estimator follows one protocol::
+
+    est = SomeEstimator(**params)
+    value: float = est(x)                      # or est(x, y) for two-variable estimators
+    value, details = est(x, details=True)      # details: dict (spectrum, counts, R^2, ...)
+
+Inputs may be numpy arrays, torch tensors (CPU or CUDA) or nested lists. Spectral estimators work
+in torch float64 on the input's device; neighbour and discrete estimators work in numpy on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from xent_core import BadInputError, BadParameterError
+
+
+class Estimate(NamedTuple):
+    """``(value, details)`` returned by an estimator called with ``details=True``."""
+
+    value: float
+    details: dict[str, Any]
+
+
+def finish(value: float, details: dict[str, Any] | None, want: bool) -> float | Estimate:
+    """Return ``value`` as a Python float, or an :class:`Estimate` when details are wanted."""
+    value = float(value)
+    if want:
+        return Estimate(value, dict(details or {}))
+    return value
+
+
+# ----------------------------------------------------------------------------- units
+def log_base(base: float | int | str) -> float:
+    """Natural log of an entropy ``base`` (``e``, ``2``, ``10``, ...); validates it."""
+    if isinstance(base, str):
+        key = base.strip().lower()
+        if key in ("e", "nat", "nats"):
+            return 1.0
+        if key in ("bit", "bits"):
+            return math.log(2.0)
+        try:
+            base = float(key)
+        except ValueError:
+            raise BadParameterError(
+                f"base must be a number > 0 and != 1 (or 'e', 'bits'), got {base!r}"
+            ) from None
+    b = float(base)
+    if not math.isfinite(b) or b <= 0.0 or b == 1.0:
+        raise BadParameterError(f"base must be a number > 0 and != 1, got {base!r}")
+    return math.log(b)
+
+
+def unit_name(base: float | int | str) -> str:
+    """``nats``, ``bits``, ``dits`` or ``log<base> units``."""
+    lb = log_base(base)
+    if math.isclose(lb, 1.0):
+        return "nats"
+    if math.isclose(lb, math.log(2.0)):
+        return "bits"
+    if math.isclose(lb, math.log(10.0)):
+        return "dits"
+    return f"log{float(base):g} units"
+
+
+def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum`` or a :class:`BadParameterError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise BadParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise BadParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    """``value`` lower-cased if it is one of ``choices``; else a :class:`BadParameterError`."""
+    key = str(value).strip().lower()
+    if key not in choices:
+        raise BadParameterError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return key
+
+
+# ----------------------------------------------------------------------------- conversion
+def _describe(x: Any) -> str:
+    shape = getattr(x, "shape", None)
+    return f"{type(x).__name__} of shape {tuple(shape)}" if shape is not None else type(x).__name__
+
+
+def to_tensor(x: Any, name: str, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """``x`` as a floating torch tensor of ``dtype`` on its own device (numpy/lists: CPU)."""
+    if x is None:
+        raise BadInputError(f"{name} is required")
+    try:
+        if isinstance(x, torch.Tensor):
+            t = x.detach()
+        else:
+            arr = np.asarray(x)
+            if arr.dtype == object or arr.dtype.kind not in "biuf":
+                raise BadInputError(
+                    f"{name} must be numeric (an array or tensor), got {_describe(x)} of dtype {arr.dtype}"
+                )
+            t = torch.from_numpy(np.ascontiguousarray(arr))
+    except BadInputError:
+        raise
+    except Exception as exc:
+        raise BadInputError(
+            f"{name} must be an array or tensor, got {_describe(x)}: {exc}"
+        ) from exc
+    if t.is_complex():
+        raise BadInputError(f"{name} must be real-valued, got a complex tensor")
+    return t.to(dtype)
+
+
+def to_numpy(x: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
+    """``x`` as a numpy array of ``dtype`` on the CPU (CUDA tensors are copied to the host)."""
+    if x is None:
+        raise BadInputError(f"{name} is required")
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
+        x = x.numpy()
+    arr = np.asarray(x)
+    if dtype is None:
+        return arr
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise BadInputError(f"{name} must be numeric, got an array of dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_finite(x: torch.Tensor | np.ndarray, name: str) -> None:
+    """Raise :class:`BadInputError` if ``x`` holds NaN or inf."""
+    ok = (
+        bool(torch.isfinite(x).all()) if isinstance(x, torch.Tensor) else bool(np.isfinite(x).all())
+    )
+    if not ok:
+        raise BadInputError(f"{name} contains NaN or inf values; clean or drop those rows first")
+
+
+def as_matrix(
+    x: Any,
+    name: str,
+    *,
+    min_rows: int = 2,
+    allow_vector: bool = False,
+    backend: str = "torch",
+    dtype: Any = None,
+) -> Any:
+    """Validate a 2-D sample matrix (rows = samples) and return it as a tensor or numpy array.
+
+    ``allow_vector`` turns a 1-D input into a single column. Raises :class:`BadInputError` for
+    other ranks, empty feature axes, too few rows and non-finite values.
+    """
+    if backend == "torch":
+        m = to_tensor(x, name, dtype or torch.float64)
+    else:
+        m = to_numpy(x, name, dtype or np.float64)
+    if m.ndim == 1 and allow_vector:
+        m = m.reshape(-1, 1)
+    if m.ndim != 2:
+        want = "(n,) or (n, d)" if allow_vector else "(n, d): rows are samples"
+        raise BadInputError(f"{name} must have shape {want}; got shape {tuple(m.shape)}")
+    if m.shape[1] < 1:
+        raise BadInputError(f"{name} has no features (shape {tuple(m.shape)})")
+    if m.shape[0] < min_rows:
+        raise BadInputError(
+            f"{name} needs at least {min_rows} samples (rows); got {m.shape[0]} (shape {tuple(m.shape)})"
+        )
+    check_finite(m, name)
+    return m
+
+
+def no_second_input(y: Any, estimator: str) -> None:
+    """One-variable estimators reject a second input instead of ignoring it."""
+    if y is not None:
+        raise BadInputError(
+            f"{estimator} takes one input (rows are samples); a second input was given"
+        )
+
+
+# ----------------------------------------------------------------------------- spectra
+def shannon(p: torch.Tensor) -> torch.Tensor:
+    """``-sum p log p`` in nats with ``0 log 0 = 0`` (``p`` need not be normalised here)."""
+    return -torch.special.xlogy(p, p).sum()
+
+
+def normalized_spectrum(values: torch.Tensor) -> torch.Tensor:
+    """Clamp tiny negative round-off to 0 and normalise to sum 1."""
+    v = values.clamp_min(0)
+    total = v.sum()
+    if not bool(total > 0):
+        raise BadInputError("the spectrum is all zeros: the input matrix is zero")
+    return v / total
+
+
+def preprocess_rows(x: torch.Tensor, *, center: bool, normalize_rows: bool) -> torch.Tensor:
+    """Optionally centre the columns, then optionally scale each row to unit L2 norm."""
+    if center:
+        x = x - x.mean(dim=0, keepdim=True)
+    if normalize_rows:
+        norms = x.norm(dim=1, keepdim=True)
+        if bool((norms == 0).any()):
+            bad = int((norms == 0).sum())
+            raise BadInputError(
+                f"{bad} row(s) are zero{' after centring' if center else ''} and cannot be "
+                "normalised to unit length; drop them or pass normalize_rows=False"
+            )
+        x = x / norms
+    return x
+
+
+def covariance_eigenvalues(x: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues (descending, >= 0) of ``x^T x / n`` via the smaller Gram matrix."""
+    n, d = x.shape
+    gram = x.T @ x if d <= n else x @ x.T
+    ev = torch.linalg.eigvalsh(gram / n)
+    return ev.flip(0).clamp_min(0)
+
+
+def to_host(t: torch.Tensor) -> np.ndarray:
+    """A detached float64 numpy copy (for ``details``)."""
+    return t.detach().to("cpu", torch.float64).numpy()

@@ -1,0 +1,49 @@
+"""Counting for the discrete entropy estimators: samples or counts -> a count vector."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from xent_core import BadInputError
+
+from ._common import check_choice
+
+
+def histogram(x: Any, input: str) -> np.ndarray:
+    """Positive counts per observed symbol, as float64.
+
+    ``input="samples"``: ``x`` is a 1-D sequence of symbols (integers, strings, ...) or a 2-D array
+    whose rows are joint symbols. ``input="counts"``: ``x`` is a 1-D vector of non-negative
+    (integer) counts, zero bins allowed.
+    """
+    kind = check_choice(input, "input", ("samples", "counts"))
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.size == 0:
+        raise BadInputError("no samples: the input is empty")
+    if kind == "counts":
+        if arr.ndim != 1 or arr.dtype.kind not in "biuf":
+            raise BadInputError(f"counts must be a 1-D numeric vector; got shape {arr.shape}")
+        c = arr.astype(np.float64)
+        if not np.isfinite(c).all() or (c < 0).any():
+            raise BadInputError("counts must be finite and >= 0")
+        if np.any(np.mod(c, 1) != 0):
+            raise BadInputError("counts must be whole numbers (frequencies, not probabilities)")
+        c = c[c > 0]
+        if c.size == 0:
+            raise BadInputError("all counts are zero")
+        return c
+    if arr.ndim not in (1, 2):
+        raise BadInputError(
+            f"samples must be 1-D symbols or 2-D rows of joint symbols; got shape {arr.shape}"
+        )
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise BadInputError("samples contain NaN or inf")
+    if arr.dtype == object:
+        arr = arr.astype(str)
+    _, counts = np.unique(arr, axis=0 if arr.ndim == 2 else None, return_counts=True)
+    return counts.astype(np.float64)
