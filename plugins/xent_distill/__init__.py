@@ -8,7 +8,21 @@ from __future__ import annotations
 
 from xent_core import hookimpl
 
+_LOSSES = {
+    "kd": "xent_distill.kd:KD",
+    "reverse-kl": "xent_distill.reverse_kl:ReverseKL",
+    "jsd": "xent_distill.jsd:JSD",
+    "skew-kl": "xent_distill.skew_kl:SkewKL",
+    "skew-reverse-kl": "xent_distill.skew_reverse_kl:SkewReverseKL",
+    "tvd": "xent_distill.tvd:TVD",
+    "dkd": "xent_distill.dkd:DKD",
+    "dist": "xent_distill.dist:DIST",
+    "pld": "xent_distill.pld:PLD",
+}
+
 
 @hookimpl
 def register_losses(register) -> None:  # type: ignore[no-untyped-def]
     """Register this plugin's components."""
+    for name, target in _LOSSES.items():
+        register(target, name=name)

@@ -1,0 +1,106 @@
+"""``dist``: DIST, distillation from a stronger teacher by Pearson correlation."""
+
+from __future__ import annotations
+
+import torch
+
+from xent_core import BadParameterError
+from xent_core.base_loss import Loss
+
+from . import _common as C
+from .functional import pearson_rows
+
+
+class DIST(Loss):
+    """DIST: inter-class (per token) and intra-class (per class) Pearson correlation distillation.
+
+    With ``P = softmax(t / T)`` and ``Q = softmax(s / T)`` the ``(B, C)`` teacher and student
+    probability matrices of the kept tokens and ``rho`` the Pearson correlation::
+
+        inter = sum_i (1 - rho(Q[i, :], P[i, :]))            over tokens (rows)
+        intra = mean_c (1 - rho(Q[:, c], P[:, c]))           over classes (columns)
+        dist  = T^2 * (beta * inter + gamma * B * intra)     for reduction="sum"
+        mean  = that sum / B (or / num_items)  =  T^2 (beta * mean_i(...) + gamma * intra)
+
+    The intra-class term couples the tokens of a batch, so DIST has no per-token value:
+    ``reduction`` is ``"mean"`` (the paper's loss) or ``"sum"``; ``"none"`` is refused. A top-k
+    teacher is expanded to all C classes (``"renormalise"``: zero outside the top-k;
+    ``"bucket"``: the tail mass spread uniformly), since the intra-class term needs one class axis.
+
+    Parameters: ``beta`` (inter weight, >= 0, default 1.0), ``gamma`` (intra weight, >= 0,
+    default 1.0), ``temperature`` (> 0, default 1.0), ``scale_by_t2`` (default True), ``tail``,
+    ``ignore_index``, ``reduction``, ``vocab_align``.
+
+    Citation: Huang, You, Wang, Qian, Xu, "Knowledge Distillation from A Stronger Teacher",
+    arXiv:2205.10536.
+    """
+
+    citation = ("Knowledge Distillation from A Stronger Teacher", "arXiv:2205.10536")
+    capabilities = {"differentiable": True, "devices": ("cpu", "cuda")}
+
+    def __init__(
+        self,
+        beta: float = 1.0,
+        gamma: float = 1.0,
+        temperature: float = 1.0,
+        scale_by_t2: bool = True,
+        tail: str = "bucket",
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        vocab_align: str = "error",
+    ) -> None:
+        super().__init__()
+        self.beta = C.check_nonnegative("beta", beta)
+        self.gamma = C.check_nonnegative("gamma", gamma)
+        self.temperature = C.check_positive("temperature", temperature)
+        self.scale_by_t2 = bool(scale_by_t2)
+        self.tail = C.check_tail(tail)
+        self.ignore_index = int(ignore_index)
+        if reduction == "none":
+            raise BadParameterError(
+                "dist couples the tokens of a batch through its intra-class term, so it has no "
+                "per-token value: use reduction='mean' or 'sum'"
+            )
+        self.reduction = C.check_choice("reduction", reduction, ("mean", "sum"))
+        self.vocab_align = C.check_choice("vocab_align", vocab_align, C.VOCAB_ALIGN)
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        teacher_logits: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        teacher_topk_ids: torch.Tensor | None = None,
+        teacher_topk_logprobs: torch.Tensor | None = None,
+        num_items: int | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        s, lead = C.as_rows("logits", logits)
+        s = s.to(C.compute_dtype(s))
+        valid = C.valid_rows(targets, s.shape[0], lead, self.ignore_index, s.device)
+        C.check_num_items(num_items)
+        s, lp = C.resolve_teacher_rows(
+            s,
+            teacher_logits,
+            teacher_topk_ids,
+            teacher_topk_logprobs,
+            temperature=self.temperature,
+            tail=self.tail,
+            vocab_align=self.vocab_align,
+            lead=lead,
+        )
+        q = torch.softmax(s / self.temperature, -1)
+        p = torch.exp(lp)
+        if valid is not None:
+            q, p = q[valid], p[valid]
+        b = q.shape[0]
+        if b == 0:
+            return s.sum() * 0.0
+        inter = (1.0 - pearson_rows(q, p)).sum()
+        intra = (1.0 - pearson_rows(q.T, p.T)).mean()
+        scale = self.temperature**2 if self.scale_by_t2 else 1.0
+        total = scale * (self.beta * inter + self.gamma * b * intra)
+        if self.reduction == "sum":
+            return total
+        return total / C.denominator(valid, s.shape[0], num_items, total)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, gamma={self.gamma}, temperature={self.temperature}"

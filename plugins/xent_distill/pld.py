@@ -1,0 +1,188 @@
+"""``pld``: Plackett-Luce Distillation."""
+
+from __future__ import annotations
+
+import torch
+
+from xent_core import BadInputError
+from xent_core.base_loss import Loss
+
+from . import _common as C
+
+_NEG_INF = float("-inf")
+
+
+def plackett_luce_nll(
+    s: torch.Tensor,
+    head_ids: torch.Tensor,
+    alpha: torch.Tensor,
+    kept: torch.Tensor | None = None,
+    covers_all: bool = False,
+) -> torch.Tensor:
+    """Weighted Plackett-Luce negative log-likelihood of a (partial) ranking, per row.
+
+    ``head_ids`` (N, H) are the first H classes of the ranking in order, ``alpha`` (N, H) their
+    position weights, ``kept`` (N, H) which head entries count (a repeated id is dropped), and
+    the classes not in the head form the unranked tail::
+
+        nll = sum_{k <= H, kept} alpha_k * (log sum_{l >= k} exp(s_{pi_l}) - s_{pi_k})
+
+    where the inner sum runs over the head from position k on plus the whole tail. One reverse
+    cumulative log-sum-exp over the head, plus one masked log-sum-exp for the tail:
+    O(C + H log H) per row after the caller's sort. ``covers_all=True`` says the head is a full
+    permutation of the C classes (no tail).
+    """
+    s_head = s.gather(-1, head_ids)
+    if kept is not None:
+        # A finite stand-in (not -inf) keeps logcumsumexp's backward free of NaN.
+        s_seq = torch.where(kept, s_head, torch.full_like(s_head, torch.finfo(s.dtype).min / 4))
+    else:
+        s_seq = s_head
+    suffix = torch.flip(torch.logcumsumexp(torch.flip(s_seq, [-1]), -1), [-1])
+    if not covers_all:
+        counts = torch.zeros_like(s, dtype=torch.int32)
+        ones = (
+            torch.ones_like(head_ids, dtype=torch.int32) if kept is None else kept.to(torch.int32)
+        )
+        in_head = counts.scatter_add(-1, head_ids, ones) > 0
+        tail = torch.logsumexp(s.masked_fill(in_head, _NEG_INF), -1, keepdim=True)
+        suffix = torch.logaddexp(suffix, tail)
+    terms = alpha * (suffix - s_head)
+    if kept is not None:
+        terms = torch.where(kept, terms, torch.zeros_like(terms))
+    return terms.sum(-1)
+
+
+class PLD(Loss):
+    """Plackett-Luce distillation: teacher-confidence-weighted list-wise NLL of the teacher-optimal ranking.
+
+    The teacher-optimal permutation ``pi*`` puts the true label ``y`` first, then the other
+    classes by descending teacher logit. Each position is weighted by the teacher's softmax
+    probability of the class placed there, ``alpha_k = softmax(t / T)[pi*_k]``, and the student's
+    (untempered) logits ``s`` score the ranking under the Plackett-Luce model::
+
+        pld = sum_{k=1}^{C} alpha_k * (log sum_{l=k}^{C} exp(s_{pi*_l}) - s_{pi*_k})
+
+    (Appendix A and C of the paper; the temperature acts on the teacher's weights only.) With
+    ``alpha = (1, 0, ..., 0)`` it is cross-entropy on ``y``; it is convex in ``s`` and invariant
+    to adding a constant to ``s``. Computed with one sort and a reverse cumulative log-sum-exp,
+    O(C log C) per row.
+
+    ``top_k`` truncates the list after the label and the ``top_k`` highest-ranked other classes
+    (the rest stays in every log-sum-exp as the unranked tail, but gets no position of its own):
+    the top-K partial Plackett-Luce likelihood, for LLM vocabularies; ``top_k >= C - 1`` is the
+    full loss. With a top-k teacher (``teacher_topk_ids`` + ``teacher_topk_logprobs``) the list is
+    the label then the given ids, and the weights are the tempered top-k probabilities (``tail``:
+    ``"renormalise"`` over the k, or ``"bucket"`` with the tail as an extra cell); a label outside
+    the top-k gets weight 0 since the teacher's probability for it is not known.
+
+    Parameters: ``temperature`` (> 0, default 1.0), ``top_k`` (None = full, or an int >= 1),
+    ``tail``, ``ignore_index``, ``reduction``, ``vocab_align`` (as in ``kd``). ``targets`` are
+    required.
+
+    Citation: Bassam, Zhu, Bian, "PLD: A Choice-Theoretic List-Wise Knowledge Distillation",
+    arXiv:2506.12542.
+    """
+
+    citation = ("PLD: A Choice-Theoretic List-Wise Knowledge Distillation", "arXiv:2506.12542")
+    capabilities = {"differentiable": True, "devices": ("cpu", "cuda")}
+
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        tail: str = "bucket",
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        vocab_align: str = "error",
+    ) -> None:
+        super().__init__()
+        self.temperature = C.check_positive("temperature", temperature)
+        self.top_k = None if top_k is None else C.check_int("top_k", top_k, 1)
+        self.tail = C.check_tail(tail)
+        self.ignore_index = int(ignore_index)
+        self.reduction = C.check_choice("reduction", reduction, C.REDUCTIONS)
+        self.vocab_align = C.check_choice("vocab_align", vocab_align, C.VOCAB_ALIGN)
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        teacher_logits: torch.Tensor | None = None,
+        teacher_topk_ids: torch.Tensor | None = None,
+        teacher_topk_logprobs: torch.Tensor | None = None,
+        num_items: int | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        s, lead = C.as_rows("logits", logits)
+        s = s.to(C.compute_dtype(s))
+        valid = C.valid_rows(targets, s.shape[0], lead, self.ignore_index, s.device)
+        assert valid is not None
+        C.check_num_items(num_items)
+        y = C.class_ids(targets, valid, s.shape[-1])
+        if teacher_logits is not None:
+            if teacher_topk_ids is not None or teacher_topk_logprobs is not None:
+                raise BadInputError(
+                    "give either teacher_logits or teacher_topk_ids + teacher_topk_logprobs, "
+                    "not both"
+                )
+            values = self._full_teacher(s, teacher_logits, y, lead)
+        else:
+            values = self._topk_teacher(s, teacher_topk_ids, teacher_topk_logprobs, y, lead)
+        return C.reduce_rows(values, valid, self.reduction, lead, num_items)
+
+    def _full_teacher(
+        self, s: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, lead: tuple[int, ...]
+    ) -> torch.Tensor:
+        t, t_lead = C.as_rows("teacher_logits", teacher_logits)
+        C.check_lead("teacher_logits", t_lead, lead, "logits")
+        t = t.detach()
+        C.check_teacher_finite("teacher_logits", t)
+        s, t = C.align_vocab(s, t, self.vocab_align)
+        c = s.shape[-1]
+        if bool((y >= c).any()):
+            raise BadInputError(f"targets contain class ids >= {c}, the aligned vocabulary size")
+        t = t.to(s.dtype)
+        weights = torch.softmax(t / self.temperature, -1)
+        ranked = t.scatter(-1, y[:, None], float("inf"))  # the label first, then by teacher logit
+        if self.top_k is None or self.top_k >= c - 1:
+            order = torch.sort(ranked, dim=-1, descending=True, stable=True).indices
+            return plackett_luce_nll(s, order, weights.gather(-1, order), covers_all=True)
+        head = torch.topk(ranked, self.top_k + 1, -1, sorted=True).indices
+        return plackett_luce_nll(s, head, weights.gather(-1, head))
+
+    def _topk_teacher(
+        self,
+        s: torch.Tensor,
+        ids: torch.Tensor | None,
+        logprobs: torch.Tensor | None,
+        y: torch.Tensor,
+        lead: tuple[int, ...],
+    ) -> torch.Tensor:
+        n, c = s.shape
+        if ids is None and logprobs is None:
+            raise BadInputError(
+                "no teacher given: pass teacher_logits (..., C), or teacher_topk_ids and "
+                "teacher_topk_logprobs (..., k)"
+            )
+        ids, lp = C._check_topk(ids, logprobs, n, lead, c)
+        lp = lp.detach().to(s.dtype)
+        lp, perm = torch.sort(lp, dim=-1, descending=True, stable=True)
+        ids = ids.gather(-1, perm)
+        k = ids.shape[-1]
+        if self.tail == "renormalise" or k == c:
+            w = torch.softmax(lp / self.temperature, -1)
+        else:
+            p_tail = C.teacher_tail_logmass(lp).to(s.dtype)[:, None]
+            w = torch.softmax(torch.cat([lp, p_tail], -1) / self.temperature, -1)[:, :k]
+        dup = ids == y[:, None]
+        w_y = (w * dup).sum(-1, keepdim=True)
+        head = torch.cat([y[:, None], ids], -1)
+        alpha = torch.cat([w_y, w.masked_fill(dup, 0.0)], -1)
+        kept = torch.cat([torch.ones_like(dup[:, :1]), ~dup], -1)
+        if self.top_k is not None:
+            rank = torch.cumsum(kept[:, 1:].to(torch.int64), -1)
+            kept[:, 1:] &= rank <= self.top_k
+        return plackett_luce_nll(s, head, alpha, kept)
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, top_k={self.top_k}"

@@ -1,0 +1,80 @@
+"""``skew-kl``: skew forward KL distillation."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+
+from xent_core.base_loss import Loss
+
+from . import _common as C
+from .functional import skew_forward_kl
+
+
+class SkewKL(Loss):
+    """Skew KL distillation: KL(p_teacher || alpha p + (1 - alpha) q_student); alpha=0 is forward KL.
+
+    Per token, with ``p = softmax(t / T)`` and ``q = softmax(s / T)``::
+
+        skew_kl = sum_c p_c (log p_c - log(alpha p_c + (1 - alpha) q_c))
+
+    Mixing a little of the teacher into the student bounds the log-ratio by ``-log alpha``, which
+    keeps the gradients finite where the student puts almost no mass.
+
+    Parameters: ``alpha`` in [0, 1] (default 0.1), ``temperature`` (> 0, default 1.0), ``tail``,
+    ``ignore_index``, ``reduction``, ``vocab_align`` (as in ``kd``).
+
+    Citation: Ko, Kim, Chen, Yun, "DistiLLM: Towards Streamlined Distillation for Large Language
+    Models", arXiv:2402.03898.
+    """
+
+    citation = (
+        "DistiLLM: Towards Streamlined Distillation for Large Language Models",
+        "arXiv:2402.03898",
+    )
+    capabilities = {"differentiable": True, "devices": ("cpu", "cuda")}
+
+    def __init__(
+        self,
+        alpha: float = 0.1,
+        temperature: float = 1.0,
+        tail: str = "bucket",
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        vocab_align: str = "error",
+    ) -> None:
+        super().__init__()
+        self.alpha = C.check_unit_interval("alpha", alpha)
+        self.temperature = C.check_positive("temperature", temperature)
+        self.tail = C.check_tail(tail)
+        self.ignore_index = int(ignore_index)
+        self.reduction = C.check_choice("reduction", reduction, C.REDUCTIONS)
+        self.vocab_align = C.check_choice("vocab_align", vocab_align, C.VOCAB_ALIGN)
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        teacher_logits: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        teacher_topk_ids: torch.Tensor | None = None,
+        teacher_topk_logprobs: torch.Tensor | None = None,
+        num_items: int | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return C.divergence_loss(
+            partial(skew_forward_kl, alpha=self.alpha),
+            logits,
+            teacher_logits,
+            teacher_topk_ids,
+            teacher_topk_logprobs,
+            targets,
+            num_items,
+            temperature=self.temperature,
+            tail=self.tail,
+            vocab_align=self.vocab_align,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, temperature={self.temperature}"
