@@ -1,0 +1,269 @@
+"""The base class of laws fitted with the log-space Huber engine.
+
+A law says which columns it reads, how a batch of internal parameter vectors ``theta`` maps to
+log-predictions (an :class:`~xent_fitters.engine.Problem`), its default grid of starts, and how
+``theta`` maps to the formula's own parameters. :meth:`HuberLaw.fit` does the rest: data checks,
+global search, the convergence check, bootstrap, diagnostics and the :class:`FitResult`.
+
+Subclasses define their own ``__init__`` (with literal defaults) so ``xent info`` can read the
+options statically; they pass them on to :meth:`HuberLaw._setup`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from xent_core import BadParameterError, FitError
+
+from .data import load_columns
+from .diagnostics import regression_metrics
+from .engine import Problem, bootstrap_fit, exhaustive_search, global_search, polish
+from .result import FitResult, summarise_samples
+
+SEARCHES = ("halving", "full", "exhaustive")
+
+
+def make_grid(grid: Any, names: Sequence[str]) -> np.ndarray:
+    """A start grid from an (S, k) array or a dict ``{name: values}`` (Cartesian product)."""
+    if isinstance(grid, Mapping):
+        unknown = [k for k in grid if k not in names]
+        missing = [k for k in names if k not in grid]
+        if unknown or missing:
+            raise BadParameterError(
+                f"grid keys must be exactly the internal parameters {list(names)}"
+                + (f"; unknown {unknown}" if unknown else "")
+                + (f"; missing {missing}" if missing else "")
+            )
+        axes = [np.atleast_1d(np.asarray(grid[k], dtype=np.float64)) for k in names]
+        return np.array(list(itertools.product(*axes)), dtype=np.float64)
+    arr = np.atleast_2d(np.asarray(grid, dtype=np.float64))
+    if arr.ndim != 2 or arr.shape[1] != len(names):
+        raise BadParameterError(
+            f"grid must be (S, {len(names)}) over {list(names)} or a dict of values per "
+            f"parameter, got shape {arr.shape}"
+        )
+    if not np.isfinite(arr).all():
+        raise BadParameterError("grid has NaN/inf values")
+    return arr
+
+
+def _scalar_or_array(x: np.ndarray) -> Any:
+    return float(x) if np.ndim(x) == 0 else x
+
+
+class HuberLaw:
+    """Shared fitting procedure; subclasses describe one law (see module docstring)."""
+
+    #: canonical name, input columns, target column, internal parameter names
+    law_name: str = ""
+    input_names: tuple[str, ...] = ()
+    target: str = "loss"
+    internal_names: tuple[str, ...] = ()
+    #: public parameter names, in the order results list them
+    param_names: tuple[str, ...] = ()
+
+    def _setup(
+        self,
+        *,
+        delta: float,
+        grid: Any,
+        bootstrap: int,
+        seed: int | None,
+        level: float,
+        search: str,
+        n_polish: int,
+        progress: bool,
+    ) -> None:
+        if not delta > 0:
+            raise BadParameterError(f"delta must be > 0, got {delta}")
+        if int(bootstrap) < 0 or int(bootstrap) == 1:
+            raise BadParameterError(f"bootstrap must be 0 (off) or >= 2, got {bootstrap}")
+        if not 0.0 < level < 1.0:
+            raise BadParameterError(f"level must be in (0, 1), got {level}")
+        if search not in SEARCHES:
+            raise BadParameterError(f"search must be one of {SEARCHES}, got {search!r}")
+        if int(n_polish) < 1:
+            raise BadParameterError(f"n_polish must be >= 1, got {n_polish}")
+        self.delta = float(delta)
+        self.grid = None if grid is None else make_grid(grid, self.internal_names)
+        self.bootstrap = int(bootstrap)
+        self.seed = seed
+        self.level = float(level)
+        self.search = search
+        self.n_polish = int(n_polish)
+        self.progress = bool(progress)
+
+    # ------------------------------------------------------------------ what a law defines
+    def load(self, data: Any, columns: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+        """Checked columns of ``data`` (inputs and target), all > 0."""
+        return load_columns(
+            data,
+            (*self.input_names, self.target),
+            columns=columns,
+            min_rows=len(self.internal_names) + 1,
+            law=self.law_name,
+        )
+
+    def problem(self, cols: Mapping[str, np.ndarray]) -> Problem:
+        raise NotImplementedError
+
+    def default_grid(self, cols: Mapping[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def to_params(self, theta: np.ndarray) -> dict[str, float]:
+        """Internal ``theta`` (k,) to the formula's parameters."""
+        raise NotImplementedError
+
+    def derived(self, params: Mapping[str, float]) -> dict[str, float]:
+        """Quantities computed from the parameters (e.g. compute-optimal exponents)."""
+        return {}
+
+    #: ``predict_fn(params, **inputs)`` and ``compute_optimal_fn(params, C)`` stored on results
+    predict_fn: Callable[..., Any] | None = None
+    compute_optimal_fn: Callable[..., Any] | None = None
+    plot_fn: Callable[..., Any] | None = None
+    result_class: type[FitResult] = FitResult
+
+    # ------------------------------------------------------------------ the procedure
+    def fit(
+        self,
+        data: Any,
+        *,
+        columns: Mapping[str, str] | None = None,
+        heldout: Any = None,
+        bootstrap: int | None = None,
+        seed: int | None = None,
+        progress: bool | None = None,
+    ) -> FitResult:
+        """Fit the law to ``data`` (dict of columns, DataFrame or CSV path).
+
+        ``columns`` maps the law's names to your column names (``{"N": "params"}``); ``heldout``
+        is data in the same format scored with the fitted law (``heldout_r2``, ...);
+        ``bootstrap``, ``seed`` and ``progress`` override the options given at construction.
+        """
+        B = self.bootstrap if bootstrap is None else int(bootstrap)
+        if B < 0 or B == 1:
+            raise BadParameterError(f"bootstrap must be 0 (off) or >= 2, got {B}")
+        cols = self.load(data, columns)
+        problem = self.problem(cols)
+        theta, f, converged, info, starts = self._search(problem, cols)
+        if not converged:
+            raise FitError(
+                f"{self.law_name}: the fit did not converge ({info.get('message', '')}); "
+                "the data may not determine every parameter: try more points, a wider grid, or "
+                "a simpler law"
+            )
+        params = self.to_params(theta)
+        if not all(np.isfinite(v) for v in params.values()):
+            raise FitError(f"{self.law_name}: the fit ran off to non-finite parameters {params}")
+        derived = self.derived(params)
+        inputs = {k: cols[k] for k in self.input_names}
+        pred = np.asarray(self.predict_fn(params, **inputs), dtype=np.float64)  # type: ignore[misc]
+        metrics: dict[str, float] = {
+            "objective": float(f),
+            **regression_metrics(cols[self.target], pred),
+            "n_points": float(problem.n),
+            "converged": 1.0,
+            "delta": self.delta,
+        }
+        if heldout is not None:
+            h = self.load(heldout, columns)
+            hp = self.predict_fn(params, **{k: h[k] for k in self.input_names})  # type: ignore[misc]
+            metrics.update(
+                {f"heldout_{k}": v for k, v in regression_metrics(h[self.target], hp).items()}
+            )
+            metrics["heldout_n_points"] = float(len(h[self.target]))
+        result = self.result_class(
+            model=self.law_name,
+            params=params,
+            metrics=metrics,
+            derived=derived,
+            level=self.level,
+            data={k: cols[k] for k in (*self.input_names, self.target)},
+            target=self.target,
+            extra={"search": info, "internal": dict(zip(self.internal_names, map(float, theta)))},
+            predict_fn=self.predict_fn,
+            compute_optimal_fn=self.compute_optimal_fn,
+            plot_fn=self.plot_fn,
+        )
+        if B:
+            self._bootstrap(result, problem, starts, B, seed, progress)
+        return result
+
+    def _search(
+        self, problem: Problem, cols: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, float, bool, dict[str, Any], np.ndarray]:
+        grid = self.grid if self.grid is not None else self.default_grid(cols)
+        if self.search == "exhaustive":
+            theta, f = exhaustive_search(problem, grid)
+            theta, f, ok, msg = _repolish(problem, theta, f)
+            starts = theta[None, :]
+            info = {"strategy": "exhaustive", "n_starts": len(grid), "message": msg}
+        else:
+            sr = global_search(problem, grid, n_polish=self.n_polish, strategy=self.search)
+            theta, f, ok, msg = sr.theta, sr.f, sr.converged, sr.message
+            starts = sr.candidates[: min(3, len(sr.candidates))]
+            info = {
+                "strategy": self.search,
+                "n_starts": sr.n_starts,
+                "n_polished": sr.n_polished,
+                "message": msg,
+            }
+        return theta, f, ok or _stationary(problem, theta, f), info, starts
+
+    def _bootstrap(
+        self,
+        result: FitResult,
+        problem: Problem,
+        starts: np.ndarray,
+        B: int,
+        seed: int | None,
+        progress: bool | None,
+    ) -> None:
+        samples, conv = bootstrap_fit(
+            problem,
+            starts,
+            B,
+            seed=self.seed if seed is None else seed,
+            progress=self.progress if progress is None else progress,
+        )
+        rows = []
+        for th in samples:
+            p = self.to_params(th)
+            rows.append([*p.values(), *self.derived(p).values()])
+        names = (*result.params, *result.derived)
+        arr = np.asarray(rows, dtype=np.float64)
+        result.bootstrap, result.bootstrap_names = arr, tuple(names)
+        result.stderr, result.intervals = summarise_samples(names, arr, result.level)
+        result.metrics["n_bootstrap"] = float(B)
+        result.metrics["bootstrap_converged"] = float(np.mean(conv))
+
+
+def _stationary(problem: Problem, theta: np.ndarray, f: float) -> bool:
+    """True when the projected gradient at ``theta`` is negligible next to the objective."""
+    _, g = problem.value_and_grad(theta[None, :])
+    pg = np.abs(problem.clip(theta - g[0]) - theta).max()
+    return bool(np.isfinite(f) and pg <= 1e-6 * max(abs(f), 1e-12) + 1e-12)
+
+
+def _repolish(problem: Problem, theta: np.ndarray, f: float) -> tuple[np.ndarray, float, bool, str]:
+    th, f2, ok, msg = polish(problem, theta)
+    if f2 <= f:
+        return th, f2, ok, msg
+    return theta, f, ok, msg
+
+
+def lse_bounds(names: Sequence[str], exponents: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Default box: log coefficients in [-50, 80], exponents in [0, 10]."""
+    lo = np.array([0.0 if n in exponents else -50.0 for n in names])
+    hi = np.array([10.0 if n in exponents else 80.0 for n in names])
+    return lo, hi
+
+
+def as_output(x: np.ndarray) -> Any:
+    """A float for 0-d results, the array otherwise."""
+    return _scalar_or_array(np.asarray(x, dtype=np.float64))
