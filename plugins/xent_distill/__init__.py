@@ -18,6 +18,8 @@ _LOSSES = {
     "dkd": "xent_distill.dkd:DKD",
     "dist": "xent_distill.dist:DIST",
     "pld": "xent_distill.pld:PLD",
+    "linear-kd": "xent_distill.linear_kd:LinearKD",
+    "linear-jsd": "xent_distill.linear_jsd:LinearJSD",
 }
 
 
