@@ -255,8 +255,11 @@ def _per_token_loss(
         lse_local = kernel.logsumexp(
             h, classifier, bias, softcap=opt.softcap, logit_scale=opt.logit_scale
         ).to(dtype)
-    else:  # an empty shard contributes exp(-inf) = 0
-        lse_local = torch.full((n,), float("-inf"), dtype=dtype, device=device)
+    else:  # an empty shard contributes exp(-inf) = 0; stay in the graph for backward's all-reduce
+        anchor = h.sum(dim=1).to(dtype) + classifier.sum().to(dtype)
+        if bias is not None:
+            anchor = anchor + bias.sum().to(dtype)
+        lse_local = torch.full((n,), float("-inf"), dtype=dtype, device=device) + 0.0 * anchor
     shift = comm.max(lse_local)
     shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
 
@@ -361,11 +364,11 @@ def vocab_parallel_linear_cross_entropy(
     Citation: Megatron-LM (arXiv:1909.08053), Cut Cross-Entropy (arXiv:2411.09009).
     """
     _check_options(reduction, softcap, logit_scale, label_smoothing, z_loss, num_items)
+    if isinstance(vocab_start, bool) or not isinstance(vocab_start, int) or vocab_start < 0:
+        raise BadParameterError(f"vocab_start must be an int >= 0, got {vocab_start!r}")
     if group is None:
         _group_rank_size(None)
         group = dist.group.WORLD
-    if isinstance(vocab_start, bool) or not isinstance(vocab_start, int) or vocab_start < 0:
-        raise BadParameterError(f"vocab_start must be an int >= 0, got {vocab_start!r}")
     h2, t1 = _flatten_inputs(hidden, classifier_shard, targets, bias_shard)
     opt = _Options(ignore_index, softcap, float(logit_scale), float(label_smoothing), float(z_loss))
     loss, lse, valid = _per_token_loss(
