@@ -392,7 +392,7 @@ def global_search(
             "the objective is not finite at any start of the grid; check the data and the grid"
         )
     picks = idx[_distinct(theta[idx], f[idx], n_polish)]
-    polished = [polish(problem, theta[i]) for i in picks]
+    polished = [polish(problem, theta[i], maxiter=maxiter) for i in picks]
     fs = np.array([p[1] for p in polished])
     thetas = np.stack([p[0] for p in polished])
     # a polish can only improve on its start; keep the batched point if scipy stopped worse
@@ -413,11 +413,13 @@ def global_search(
     )
 
 
-def exhaustive_search(problem: Problem, grid: np.ndarray) -> tuple[np.ndarray, float]:
+def exhaustive_search(
+    problem: Problem, grid: np.ndarray, maxiter: int = 15000
+) -> tuple[np.ndarray, float]:
     """Reference: scipy L-BFGS-B from every start of ``grid`` separately; the best end point."""
     best_theta, best_f = None, np.inf
     for start in np.atleast_2d(grid):
-        th, f, _, _ = polish(problem, start)
+        th, f, _, _ = polish(problem, start, maxiter=maxiter)
         if f < best_f:
             best_theta, best_f = th, f
     if best_theta is None:

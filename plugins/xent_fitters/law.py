@@ -65,6 +65,8 @@ class HuberLaw:
     internal_names: tuple[str, ...] = ()
     #: public parameter names, in the order results list them
     param_names: tuple[str, ...] = ()
+    #: iteration cap of the batched search and of each scipy polish
+    max_iterations: int = 1000
 
     def _setup(
         self,
@@ -199,12 +201,18 @@ class HuberLaw:
     ) -> tuple[np.ndarray, float, bool, dict[str, Any], np.ndarray]:
         grid = self.grid if self.grid is not None else self.default_grid(cols)
         if self.search == "exhaustive":
-            theta, f = exhaustive_search(problem, grid)
-            theta, f, ok, msg = _repolish(problem, theta, f)
+            theta, f = exhaustive_search(problem, grid, maxiter=self.max_iterations)
+            theta, f, ok, msg = _repolish(problem, theta, f, self.max_iterations)
             starts = theta[None, :]
             info = {"strategy": "exhaustive", "n_starts": len(grid), "message": msg}
         else:
-            sr = global_search(problem, grid, n_polish=self.n_polish, strategy=self.search)
+            sr = global_search(
+                problem,
+                grid,
+                n_polish=self.n_polish,
+                strategy=self.search,
+                maxiter=self.max_iterations,
+            )
             theta, f, ok, msg = sr.theta, sr.f, sr.converged, sr.message
             starts = sr.candidates[: min(3, len(sr.candidates))]
             info = {
@@ -250,8 +258,10 @@ def _stationary(problem: Problem, theta: np.ndarray, f: float) -> bool:
     return bool(np.isfinite(f) and pg <= 1e-6 * max(abs(f), 1e-12) + 1e-12)
 
 
-def _repolish(problem: Problem, theta: np.ndarray, f: float) -> tuple[np.ndarray, float, bool, str]:
-    th, f2, ok, msg = polish(problem, theta)
+def _repolish(
+    problem: Problem, theta: np.ndarray, f: float, maxiter: int
+) -> tuple[np.ndarray, float, bool, str]:
+    th, f2, ok, msg = polish(problem, theta, maxiter=maxiter)
     if f2 <= f:
         return th, f2, ok, msg
     return theta, f, ok, msg
