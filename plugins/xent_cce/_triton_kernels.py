@@ -21,7 +21,8 @@ arXiv:2411.09009):
 Softcap uses ``tanh(x) = sign(x) * (1 - e) / (1 + e)`` with ``e = exp(-2|x|)``: no libdevice call
 and no overflow, so the Triton interpreter runs it. Row offsets are int64.
 
-On a GPU both programs are autotuned over a few configurations keyed on ``D``; under
+On a GPU both programs are autotuned over a few configurations keyed on ``D`` (one fixed
+configuration with XENT_TRITON_AUTOTUNE=0, and for float64); under
 ``TRITON_INTERPRET=1`` one small fixed configuration is used (the interpreter loops in Python).
 """
 
@@ -87,7 +88,7 @@ def _logit_tile(
             mask=k_mask[:, None] & col_mask[None, :],
             other=0.0,
         )
-        acc = tl.dot(a, b, acc, input_precision=PREC)
+        acc = tl.dot(a, b, acc, input_precision=PREC, out_dtype=ACC)
     if HAS_BIAS:
         bias = tl.load(b_ptr + cols64, mask=col_mask, other=0.0).to(ACC)
         acc = acc + bias[None, :]
@@ -240,8 +241,11 @@ def _grad_kernel_body(
     BK: tl.constexpr,
     BD: tl.constexpr,
 ):
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
+    # one flat grid, token blocks fastest: neighbouring programs share a classifier tile in L2
+    pid = tl.program_id(0)
+    m_blocks = tl.cdiv(N, BM)
+    pid_m = pid % m_blocks
+    pid_n = pid // m_blocks
     rows = pid_m * BM + tl.arange(0, BM)
     row_mask = rows < N
     rows64 = rows.to(tl.int64)
@@ -306,7 +310,7 @@ def _grad_kernel_body(
                     mask=col_mask[:, None] & d_mask[None, :],
                     other=0.0,
                 )
-                dh = tl.dot(dy_in, c_blk, input_precision=PREC)
+                dh = tl.dot(dy_in, c_blk, input_precision=PREC, out_dtype=ACC)
                 tl.atomic_add(
                     dh_ptr + rows64[:, None] * stride_dhn + dd[None, :],
                     dh.to(dh_ptr.dtype.element_ty),
@@ -318,7 +322,7 @@ def _grad_kernel_body(
                     mask=row_mask[:, None] & d_mask[None, :],
                     other=0.0,
                 )
-                dc = tl.dot(tl.trans(dy_in), h_blk, input_precision=PREC)
+                dc = tl.dot(tl.trans(dy_in), h_blk, input_precision=PREC, out_dtype=ACC)
                 tl.atomic_add(
                     dc_ptr + (cols64 - dc_row0)[:, None] * stride_dcv + dd[None, :],
                     dc.to(dc_ptr.dtype.element_ty),
@@ -347,10 +351,28 @@ def _grad_configs() -> list[triton.Config]:
 #: argument names the backward adds into (zeroed between autotuning trials)
 GRAD_OUTPUTS = ("dh_ptr", "dc_ptr", "db_ptr")
 
-stats_kernel = triton.jit(_stats_kernel_body)
-grad_kernel = triton.jit(_grad_kernel_body)
-if not INTERPRET:
-    stats_kernel = triton.autotune(configs=_stats_configs(), key=["D"])(stats_kernel)
-    grad_kernel = triton.autotune(
-        configs=_grad_configs(), key=["D"], reset_to_zero=list(GRAD_OUTPUTS)
-    )(grad_kernel)
+#: XENT_TRITON_AUTOTUNE=0 uses one fixed configuration on the GPU too (quick compiles for tests)
+AUTOTUNE = not INTERPRET and os.environ.get("XENT_TRITON_AUTOTUNE", "1") != "0"
+#: the fixed GPU configurations (also used for float64, whose tiles the tuned ones do not fit)
+GPU_STATS_CONFIG = {"BM": 64, "BN": 64, "BK": 32, "num_warps": 4, "num_stages": 2}
+GPU_GRAD_CONFIG = {"BM": 64, "BN": 64, "BK": 32, "BD": 32, "num_warps": 4, "num_stages": 2}
+
+stats_jit = triton.jit(_stats_kernel_body)
+grad_jit = triton.jit(_grad_kernel_body)
+stats_tuned = triton.autotune(configs=_stats_configs(), key=["D"])(stats_jit) if AUTOTUNE else None
+grad_tuned = (
+    triton.autotune(configs=_grad_configs(), key=["D"], reset_to_zero=list(GRAD_OUTPUTS))(grad_jit)
+    if AUTOTUNE
+    else None
+)
+
+
+def pick(kind: str, wide_accumulator: bool) -> tuple[object, dict | None]:
+    """The program of ``kind`` (``"stats"`` or ``"grad"``) and its fixed configuration, or
+    ``None`` when the autotuner chooses it."""
+    jit, tuned = (stats_jit, stats_tuned) if kind == "stats" else (grad_jit, grad_tuned)
+    if INTERPRET:
+        return jit, dict(INTERPRET_STATS_CONFIG if kind == "stats" else INTERPRET_GRAD_CONFIG)
+    if tuned is None or wide_accumulator:
+        return jit, dict(GPU_STATS_CONFIG if kind == "stats" else GPU_GRAD_CONFIG)
+    return tuned, None

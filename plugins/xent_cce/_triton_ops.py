@@ -72,17 +72,17 @@ def _default_splits(n: int, v: int, device: torch.device) -> int:
     return max(1, min(triton.cdiv(v, 128), triton.cdiv(4 * sms, token_blocks)))
 
 
-def _launch(kernel, grid_m: int, grid_n, fixed: dict, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-    """Launch ``kernel`` on a (token blocks x ``grid_n``) grid, fixed config or autotuned."""
-    if K.INTERPRET:
-        grid = (triton.cdiv(grid_m, fixed["BM"]), grid_n(fixed) if callable(grid_n) else grid_n)
-        kernel[grid](*args, **kwargs, **fixed)
-        return
+def _launch(kind: str, wide: bool, grid, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Launch the ``kind`` program with its fixed configuration, or let the autotuner pick one.
 
-    def grid(meta: dict) -> tuple[int, int]:
-        return (triton.cdiv(grid_m, meta["BM"]), grid_n(meta) if callable(grid_n) else grid_n)
-
-    kernel[grid](*args, **kwargs)
+    ``grid(meta)`` maps a configuration (block sizes) to the launch grid. Returns the program.
+    """
+    kernel, fixed = K.pick(kind, wide)
+    if fixed is not None:
+        kernel[grid(fixed)](*args, **kwargs, **fixed)
+    else:
+        kernel[grid](*args, **kwargs)
+    return kernel
 
 
 def row_stats(
@@ -110,10 +110,9 @@ def row_stats(
     softcap = float(opts.softcap) if opts.softcap else 1.0
     with torch.cuda.device(hidden.device) if hidden.is_cuda else nullcontext():
         _launch(
-            K.stats_kernel,
-            n,
-            splits,
-            K.INTERPRET_STATS_CONFIG,
+            "stats",
+            acc_torch == torch.float64,
+            lambda meta: (triton.cdiv(n, meta["BM"]), splits),
             hidden,
             classifier,
             bias if bias is not None else classifier,
@@ -202,8 +201,9 @@ def row_grads(
         rows = v
     dc = torch.zeros((rows, d), dtype=acc_torch, device=dev) if chunked else dc_out
     softcap = float(opts.softcap) if opts.softcap else 1.0
-    kernel = K.grad_kernel
-    cache = getattr(kernel, "cache", None)
+    wide = acc_torch == torch.float64
+    tuned_kernel, fixed = K.pick("grad", wide)
+    cache = getattr(tuned_kernel, "cache", None) if fixed is None else None
 
     with torch.cuda.device(dev) if hidden.is_cuda else nullcontext():
         for v_lo in range(0, v, rows):
@@ -211,12 +211,14 @@ def row_grads(
             if chunked and v_lo > 0:
                 dc.zero_()
 
-            def launch(v_lo: int = v_lo, v_hi: int = v_hi) -> None:
+            def grid(meta: dict, v_lo: int = v_lo, v_hi: int = v_hi) -> tuple[int]:
+                return (triton.cdiv(n, meta["BM"]) * triton.cdiv(v_hi - v_lo, meta["BN"]),)
+
+            def launch(v_lo: int = v_lo, v_hi: int = v_hi, grid=grid) -> None:  # type: ignore[no-untyped-def]
                 _launch(
-                    kernel,
-                    n,
-                    lambda meta: triton.cdiv(v_hi - v_lo, meta["BN"]),
-                    K.INTERPRET_GRAD_CONFIG,
+                    "grad",
+                    wide,
+                    grid,
                     hidden,
                     classifier,
                     bias if bias is not None else classifier,
