@@ -139,7 +139,7 @@ def test_float32_and_bfloat16_inputs_are_computed_in_float32() -> None:
         loss.backward()
         assert loss.dtype == torch.float32 and lse.dtype == torch.float32
         assert h.grad.dtype == dtype and w.grad.dtype == dtype
-        assert abs(float(loss) - float(ref)) <= tol * max(1.0, abs(float(ref)))
+        assert abs(loss.item() - ref.item()) <= tol * max(1.0, abs(ref.item()))
 
 
 def test_num_items_divides_the_sum_and_zero_items_give_zero_not_nan() -> None:
@@ -154,7 +154,7 @@ def test_num_items_divides_the_sum_and_zero_items_give_zero_not_nan() -> None:
     h = inp["hidden"].detach().requires_grad_(True)
     got, _ = distributed_linear_cross_entropy(h, inp["classifier"], targets, num_items=0)
     got.backward()
-    assert float(got) == 0.0 and torch.count_nonzero(h.grad) == 0
+    assert got.item() == 0.0 and torch.count_nonzero(h.grad) == 0
 
 
 class _SummingKernel:
