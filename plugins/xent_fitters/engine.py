@@ -416,12 +416,23 @@ def global_search(
 def exhaustive_search(
     problem: Problem, grid: np.ndarray, maxiter: int = 15000
 ) -> tuple[np.ndarray, float]:
-    """Reference: scipy L-BFGS-B from every start of ``grid`` separately; the best end point."""
+    """Reference: scipy L-BFGS-B (its default tolerances, analytic gradient) from every start of
+    ``grid`` separately; the best end point. This is the straightforward per-start search."""
+    from scipy.optimize import minimize
+
+    def fun(th: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g = problem.value_and_grad(th[None, :])
+        return float(f[0]), g[0]
+
+    bounds = list(zip(problem.lower, problem.upper))
     best_theta, best_f = None, np.inf
     for start in np.atleast_2d(grid):
-        th, f, _, _ = polish(problem, start, maxiter=maxiter)
-        if f < best_f:
-            best_theta, best_f = th, f
+        x0 = np.clip(start, problem.lower, problem.upper)
+        res = minimize(
+            fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter}
+        )
+        if res.fun < best_f:
+            best_theta, best_f = np.asarray(res.x), float(res.fun)
     if best_theta is None:
         raise FitError("no start of the grid gave a finite objective")
     return best_theta, best_f
