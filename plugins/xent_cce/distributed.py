@@ -44,6 +44,7 @@ __all__ = [
     "distributed_linear_cross_entropy",
     "global_num_items",
     "is_dtensor",
+    "resolve_local_kernel",
     "shard_classifier",
     "uses_distributed_path",
     "vocab_parallel_linear_cross_entropy",
@@ -195,7 +196,7 @@ def _flatten_inputs(
     return hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1).to(torch.int64)
 
 
-def _resolve_kernel(local_kernel: Any) -> Any:
+def resolve_local_kernel(local_kernel: Any) -> Any:
     """A kernel object with ``logsumexp``: given, by registry name, ``cce-torch``, or built in."""
     if local_kernel is not None and not isinstance(local_kernel, str):
         if not callable(getattr(local_kernel, "logsumexp", None)):
@@ -378,7 +379,7 @@ def vocab_parallel_linear_cross_entropy(
         t1,
         comm=GroupComm(group),
         vocab_start=vocab_start,
-        kernel=_resolve_kernel(local_kernel),
+        kernel=resolve_local_kernel(local_kernel),
         opt=opt,
     )
     out = _reduce(loss, valid, reduction, num_items, targets.shape)
@@ -488,7 +489,7 @@ def _local_linear_cross_entropy(
     filter_eps: float | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     h2, t1 = _flatten_inputs(hidden, classifier, targets, bias)
-    kernel = _resolve_kernel(local_kernel)
+    kernel = resolve_local_kernel(local_kernel)
     if callable(getattr(kernel, "linear_cross_entropy", None)):
         inner = "sum" if reduction == "mean" and num_items is not None else reduction
         loss, lse = kernel.linear_cross_entropy(
