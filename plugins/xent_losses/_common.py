@@ -230,7 +230,8 @@ def per_item_input(
                 f"{who}: {name} must have shape {(*lead, '...')} (leading dims of logits, then "
                 f"per-item dims), got {tuple(value.shape)}"
             )
-        return value.reshape(batch.num_items, -1)
+        per_item = int(torch.tensor(value.shape[len(lead) :]).prod())
+        return value.reshape(batch.num_items, per_item)
     if tuple(value.shape) != lead:
         raise BadInputError(
             f"{who}: {name} must have shape {lead} to match logits of shape "

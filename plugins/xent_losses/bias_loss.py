@@ -28,9 +28,9 @@ def feature_variance_weights(
     ``features`` is (N, M) (M >= 2, detached); the unbiased variance of each row is min-max scaled
     over the valid rows of the batch. If all valid variances are equal, v = 0.
     """
+    if features.shape[0] == 0:
+        return features.new_zeros(0)
     var = features.var(dim=1)
-    if var.numel() == 0:
-        return var
     big = torch.finfo(var.dtype).max
     lo = torch.where(valid, var, torch.full_like(var, big)).min()
     hi = torch.where(valid, var, torch.full_like(var, -big)).max()

@@ -44,11 +44,12 @@ def _cost_embedding(embedding: object, batch: Batch, name: str) -> torch.Tensor:
 
 
 def demd(q: torch.Tensor, target: torch.Tensor, unit_embedding: torch.Tensor) -> torch.Tensor:
-    """(N,) DEMD upper bound ``1 - (target @ E) . (q @ E)`` for unit-norm rows E.
+    """(N,) DEMD upper bound ``sum_i sum_j q_i P_j (1 - cos(e_i, e_j))`` for unit-norm rows E.
 
-    Equals ``sum_i sum_j q_i target_j (1 - cos(e_i, e_j))`` since q and target sum to 1.
+    Computed as ``sum_j P_j - (P @ E) . (q @ E)`` (q sums to 1), which is ``1 - e_y . (q @ E)``
+    for one-hot targets and stays exact for targets that do not sum exactly to 1 (rounding).
     """
-    return 1.0 - ((target @ unit_embedding) * (q @ unit_embedding)).sum(-1)
+    return target.sum(-1) - ((target @ unit_embedding) * (q @ unit_embedding)).sum(-1)
 
 
 def emo_loss(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from xent_core import BadParameterError
@@ -12,14 +14,29 @@ from ._common import check_reduction, prepare, reduce
 _WHO = "pass-at-n"
 
 
-def log_one_minus_target_prob(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """(N,) ``log(1 - p_y)`` computed as ``logsumexp_{k != y} z_k - logsumexp_k z_k``.
+def log1mexp(a: torch.Tensor) -> torch.Tensor:
+    """``log(1 - exp(a))`` for a <= 0, accurate near 0 (expm1) and far below it (log1p)."""
+    half = -math.log(2.0)
+    near_zero = torch.log(-torch.expm1(a))
+    far = torch.log1p(-torch.exp(a.clamp(max=half)))  # clamped: finite where not taken
+    return torch.where(a > half, near_zero, far)
 
-    Accurate when p_y is close to 1, where ``log1p(-p_y)`` would lose every digit.
+
+def log_one_minus_target_prob(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """(N,) ``log(1 - p_y)``, accurate for every p_y.
+
+    For p_y > 1/2 it is ``logsumexp_{k != y} z_k - logsumexp_k z_k`` (``log1p(-p_y)`` would
+    lose every digit as p_y -> 1); for p_y <= 1/2 it is ``log1p(-p_y)`` (the difference of two
+    log-sum-exps would lose the digits of a small p_y).
     """
     lse = torch.logsumexp(logits, dim=-1)
+    log_p = logits.gather(1, ids[:, None]).squeeze(1) - lse
     others = logits.scatter(1, ids[:, None], float("-inf"))
-    return torch.logsumexp(others, dim=-1) - lse
+    from_others = torch.logsumexp(others, dim=-1) - lse
+    half = -math.log(2.0)
+    # clamped so the branch not taken stays finite (its zero gradient must not meet an inf)
+    from_p = torch.log1p(-torch.exp(log_p.clamp(max=half)))
+    return torch.where(log_p > half, from_others, from_p)
 
 
 def pass_at_n_loss(
@@ -34,7 +51,7 @@ def pass_at_n_loss(
     b = prepare(logits, targets, who=_WHO, ignore_index=ignore_index, soft_ok=False, min_classes=2)
     assert b.ids is not None
     log_miss = n * log_one_minus_target_prob(b.logits, b.ids)  # log (1 - p)^n
-    per_item = -torch.log(-torch.expm1(log_miss))  # -log(1 - (1 - p)^n)
+    per_item = -log1mexp(log_miss)  # -log(1 - (1 - p)^n)
     return reduce(per_item, b, reduction)
 
 
@@ -46,7 +63,7 @@ class PassAtNLoss(Loss):
     cross-entropy gradient scaled by ``F = N p (1 - p)^(N - 1) / (1 - (1 - p)^N)``, which falls to
     0 as p_y -> 1 for N > 1, so the loss stops pushing confident items further (the paper's
     Direct Coverage Optimisation). N = 1 gives exactly cross-entropy. Computed from
-    ``log(1 - p_y) = logsumexp_{k != y} - logsumexp`` and ``expm1``, stable in float32.
+    an accurate ``log(1 - p_y)`` and ``log(1 - exp(.))``, stable in float32.
 
     Parameters: ``n`` (integer >= 1, default 4; the paper sets it to the test-time number of
     samples, there is no universal default), ``ignore_index`` (-100), ``reduction``
