@@ -58,6 +58,7 @@ def _log_softmax_(z: torch.Tensor, temperature: float) -> torch.Tensor:
     """In-place ``log_softmax(z / T)``."""
     if temperature != 1.0:
         z.div_(temperature)
+    z.sub_(z.amax(-1, keepdim=True))  # shift first: z - lse then keeps full precision
     return z.sub_(torch.logsumexp(z, -1, keepdim=True))
 
 
@@ -69,8 +70,8 @@ def _block(
     lt = _log_softmax_(zt, spec.temperature)
     if spec.kind == "kd":
         p = torch.exp(lt)
-        # KL(p || q) = sum p log p - sum p log q, as two row dot products (no (chunk, V) temporary)
-        values = torch.einsum("ij,ij->i", p, lt) - torch.einsum("ij,ij->i", p, ls)
+        # KL(p || q) = sum p (log p - log q), formed in place in lt (no extra block)
+        values = lt.sub_(ls).mul_(p).sum(-1)
         g = ls.exp_().sub_(p).mul_(spec.scale / spec.temperature) if want_grad else None
         return values * spec.scale, g
     values = generalized_jsd(lt, ls, spec.beta, spec.normalize)
@@ -87,7 +88,7 @@ def _block(
     else:
         log_m_over_q = log_mix_ratio(lt - ls, beta)
         gq = log_m_over_q.mul_(-1.0 / beta if spec.normalize else -(1.0 - beta))
-    mean_g = torch.einsum("ij,ij->i", q, gq)[:, None]
+    mean_g = (q * gq).sum(-1, keepdim=True)
     return values, gq.sub_(mean_g).mul_(q).div_(spec.temperature)
 
 

@@ -57,7 +57,9 @@ def test_leading_dims_are_flattened_and_none_keeps_them():
     s, t, y = _inputs(3, lead=(3, 5))
     out = xent_core.loss("kd", reduction="none")(s, t, targets=y)
     assert out.shape == (3, 5)
-    flat = xent_core.loss("kd", reduction="none")(s.reshape(15, C), t.reshape(15, C), targets=y.reshape(15))
+    flat = xent_core.loss("kd", reduction="none")(
+        s.reshape(15, C), t.reshape(15, C), targets=y.reshape(15)
+    )
     torch.testing.assert_close(out.reshape(15), flat)
     assert bool((out[y == -100] == 0).all())
 
@@ -74,28 +76,40 @@ def test_dkd_matches_reference_and_kl_decomposition():
     torch.testing.assert_close(g1, g2, rtol=1e-8, atol=1e-10)
     # KL(p || q) = TCKD + (1 - p_y) NCKD, checked through the loss's own two weights.
     temp = 3.0
-    tckd = xent_core.loss("dkd", alpha=1.0, beta=0.0, temperature=temp, scale_by_t2=False, reduction="none")(s64, y, t)
-    nckd = xent_core.loss("dkd", alpha=0.0, beta=1.0, temperature=temp, scale_by_t2=False, reduction="none")(s64, y, t)
+    tckd = xent_core.loss(
+        "dkd", alpha=1.0, beta=0.0, temperature=temp, scale_by_t2=False, reduction="none"
+    )(s64, y, t)
+    nckd = xent_core.loss(
+        "dkd", alpha=0.0, beta=1.0, temperature=temp, scale_by_t2=False, reduction="none"
+    )(s64, y, t)
     p = probs(t, temp)
     p_y = p.gather(-1, y[:, None]).squeeze(-1)
     full = kl(p, probs(s64, temp))
     torch.testing.assert_close(tckd + (1 - p_y) * nckd, full, rtol=1e-10, atol=1e-12)
-    assert float((tckd - full).detach().abs().max()) > 1e-3  # the identity is not trivially satisfied
+    assert (
+        float((tckd - full).detach().abs().max()) > 1e-3
+    )  # the identity is not trivially satisfied
 
 
 def test_dist_matches_numpy_pearson():
     s, t, y = _inputs(11)
     s64 = s.double()
     got = xent_core.loss("dist", beta=1.0, gamma=2.0, temperature=2.0)(s64, t)
-    assert abs(float(got) - dist(s64, t, 1.0, 2.0, 2.0)) < 1e-6  # DIST's eps=1e-8 in the denominator
+    assert (
+        abs(float(got) - dist(s64, t, 1.0, 2.0, 2.0)) < 1e-6
+    )  # DIST's eps=1e-8 in the denominator
     # ignored rows are dropped from both terms; sum = mean * kept rows
     keep = y != -100
     masked = xent_core.loss("dist", beta=1.0, gamma=2.0, temperature=2.0)(s64, t, targets=y)
     assert abs(float(masked) - dist(s64[keep], t[keep], 1.0, 2.0, 2.0)) < 1e-6
-    summed = xent_core.loss("dist", beta=1.0, gamma=2.0, temperature=2.0, reduction="sum")(s64, t, targets=y)
+    summed = xent_core.loss("dist", beta=1.0, gamma=2.0, temperature=2.0, reduction="sum")(
+        s64, t, targets=y
+    )
     torch.testing.assert_close(summed, masked * keep.sum())
     x = s64[:5, :4].clone().requires_grad_()
-    assert torch.autograd.gradcheck(lambda z: xent_core.loss("dist", gamma=0.5)(z, t[:5, :4].double()), (x,))
+    assert torch.autograd.gradcheck(
+        lambda z: xent_core.loss("dist", gamma=0.5)(z, t[:5, :4].double()), (x,)
+    )
 
 
 def test_jsd_symmetric_at_half_and_continuous_at_both_ends():
@@ -119,15 +133,21 @@ def test_skew_endpoints_are_kl_and_mixture_bounds_log_ratio():
     s64, t64 = s.double(), t.double()
     fwd = xent_core.loss("kd", scale_by_t2=False, reduction="none")(s64, t64)
     rev = xent_core.loss("reverse-kl", reduction="none")(s64, t64)
-    torch.testing.assert_close(xent_core.loss("skew-kl", alpha=0.0, reduction="none")(s64, t64), fwd)
-    torch.testing.assert_close(xent_core.loss("skew-reverse-kl", alpha=0.0, reduction="none")(s64, t64), rev)
+    torch.testing.assert_close(
+        xent_core.loss("skew-kl", alpha=0.0, reduction="none")(s64, t64), fwd
+    )
+    torch.testing.assert_close(
+        xent_core.loss("skew-reverse-kl", alpha=0.0, reduction="none")(s64, t64), rev
+    )
     assert float(xent_core.loss("skew-kl", alpha=1.0)(s64, t64)) == pytest.approx(0.0, abs=1e-12)
     # a student that rules a class out: KL is infinite, skew KL stays below -log(alpha)
     s_bad = s64.clone()
     s_bad[:, 0] = float("-inf")
     assert torch.isinf(xent_core.loss("kd", reduction="none")(s_bad, t64)).all()
     skew = xent_core.loss("skew-kl", alpha=0.1, reduction="none")(s_bad, t64)
-    assert bool(torch.isfinite(skew).all()) and bool((skew <= -torch.log(torch.tensor(0.1)) + 1e-12).all())
+    assert bool(torch.isfinite(skew).all()) and bool(
+        (skew <= -torch.log(torch.tensor(0.1)) + 1e-12).all()
+    )
 
 
 def test_teacher_masked_classes_are_zero_probability_not_nan():
@@ -143,7 +163,9 @@ def test_teacher_masked_classes_are_zero_probability_not_nan():
     assert torch.isinf(xent_core.loss("reverse-kl")(x, t))
 
 
-@pytest.mark.parametrize("name", ["kd", "reverse-kl", "jsd", "skew-kl", "skew-reverse-kl", "tvd", "dkd"])
+@pytest.mark.parametrize(
+    "name", ["kd", "reverse-kl", "jsd", "skew-kl", "skew-reverse-kl", "tvd", "dkd"]
+)
 def test_gradcheck_float64_tiny(name):
     g = torch.Generator().manual_seed(1)
     s = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
@@ -160,5 +182,7 @@ def test_bfloat16_inputs_are_computed_in_float32():
     s, t, y = _inputs(9)
     got = xent_core.loss("kd", temperature=2.0)(s.bfloat16(), t.bfloat16(), targets=y)
     assert got.dtype == torch.float32
-    want = xent_core.loss("kd", temperature=2.0)(s.bfloat16().double(), t.bfloat16().double(), targets=y)
+    want = xent_core.loss("kd", temperature=2.0)(
+        s.bfloat16().double(), t.bfloat16().double(), targets=y
+    )
     assert abs(float(got) - float(want)) < 1e-5

@@ -80,8 +80,12 @@ def test_wrong_shapes_and_types():
     with pytest.raises(BadInputError, match="no teacher"):
         xent_core.loss("kd")(s)
     with pytest.raises(BadInputError, match="not both"):
-        xent_core.loss("kd")(s, t, teacher_topk_ids=torch.zeros(4, 2, dtype=torch.long),
-                             teacher_topk_logprobs=torch.zeros(4, 2))
+        xent_core.loss("kd")(
+            s,
+            t,
+            teacher_topk_ids=torch.zeros(4, 2, dtype=torch.long),
+            teacher_topk_logprobs=torch.zeros(4, 2),
+        )
     with pytest.raises(BadInputError, match=r"outside \[0, 5\)"):
         xent_core.loss("dkd")(s, torch.tensor([0, 1, 9, 2]), t)
     with pytest.raises(BadInputError, match="num_items"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 from distill_refs import pld_slow
+from xent_distill.pld import plackett_luce_nll
 
 import xent_core
-from xent_distill.pld import plackett_luce_nll
 
 N, C = 9, 13
 

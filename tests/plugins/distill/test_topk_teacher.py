@@ -9,7 +9,17 @@ from distill_refs import coarsen, jsd, kl, probs, tvd
 import xent_core
 
 N, C = 7, 10
-LOGIT_LOSSES = ["kd", "reverse-kl", "jsd", "skew-kl", "skew-reverse-kl", "tvd", "dkd", "dist", "pld"]
+LOGIT_LOSSES = [
+    "kd",
+    "reverse-kl",
+    "jsd",
+    "skew-kl",
+    "skew-reverse-kl",
+    "tvd",
+    "dkd",
+    "dist",
+    "pld",
+]
 NEEDS_TARGETS = {"dkd", "pld"}
 
 
@@ -79,6 +89,8 @@ def test_topk_gradients_reach_the_student_and_are_finite():
     lp, ids = torch.log_softmax(t, -1).topk(3)
     x = s.clone().requires_grad_()
     for name in LOGIT_LOSSES:
-        out = _call(xent_core.loss(name), name, x, y, teacher_topk_ids=ids, teacher_topk_logprobs=lp)
+        out = _call(
+            xent_core.loss(name), name, x, y, teacher_topk_ids=ids, teacher_topk_logprobs=lp
+        )
         (g,) = torch.autograd.grad(out, x)
         assert bool(torch.isfinite(g).all()) and float(g.abs().sum()) > 0, name
