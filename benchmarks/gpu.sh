@@ -85,7 +85,7 @@ fi
 if [ "$TEST_RC" = 0 ]; then TESTS_STATUS="passed"; else TESTS_STATUS="FAILED(rc=$TEST_RC)"; fi
 echo "tests: $TESTS_STATUS after $(elapsed) s"
 
-echo "== benchmark"
+echo "== benchmark (results in $RESULTS; started after $(elapsed) s)"
 LEFT=$(( TOTAL_S - $(elapsed) ))
 [ "$LEFT" -lt 60 ] && LEFT=60
 BUDGET=$(( LEFT - 60 ))                       # stop starting runs while a minute is left
@@ -94,5 +94,4 @@ BENCH=("$PY" benchmarks/gpu_check.py --out "$RESULTS/gpu_check.json" --tests "$T
 if [ "$DRY" = 1 ]; then BENCH+=(--dry-run --reps 2 --warmup 1 --impls cce-triton,cce-triton-filtered,naive); fi
 timeout "$LEFT" "${BENCH[@]}" 2>&1 | tee "$RESULTS/gpu_check.log"
 BENCH_RC=${PIPESTATUS[0]}
-echo "total $(elapsed) s; results in $RESULTS"
 [ "$TEST_RC" = 0 ] && [ "$BENCH_RC" = 0 ]
