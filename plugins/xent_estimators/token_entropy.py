@@ -36,7 +36,8 @@ def entropy_from_logits(
     """Entropy in nats of ``softmax(cap(logit_scale * logits))`` over the last axis.
 
     Returns shape ``logits.shape[:-1]`` in float32 (float64 for float64 input). Computed as
-    ``H = lse(z) - sum softmax(z) z`` in row chunks so the temporaries stay bounded.
+    ``H = log sum e^z' - sum softmax(z') z'`` with ``z' = z - max z`` (no cancellation for
+    peaked rows), in row chunks so the temporaries stay bounded.
     """
     softcap, logit_scale = _check_scaling(softcap, logit_scale)
     if logits.ndim < 1 or logits.shape[-1] < 1:
@@ -53,9 +54,10 @@ def entropy_from_logits(
             z = flat[start : start + rows].to(dtype) * logit_scale
             if softcap is not None:
                 z = torch.tanh(z / softcap) * softcap
-            lse = torch.logsumexp(z, dim=-1)
-            p = torch.exp(z - lse[:, None])
-            out[start : start + rows] = lse - (p * z).sum(dim=-1)
+            z = z - z.amax(dim=-1, keepdim=True)  # z <= 0: no cancellation against lse
+            e = torch.exp(z)
+            total = e.sum(dim=-1)
+            out[start : start + rows] = torch.log(total) - (e * z).sum(dim=-1) / total
     return out.reshape(lead).clamp_min(0)
 
 

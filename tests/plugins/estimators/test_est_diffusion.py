@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -53,7 +54,7 @@ def test_dse_decreases_in_t():
     rng = np.random.default_rng(63)
     x = rng.normal(size=(120, 4))
     values = [est("dse", sigma=1.0, t=t)(x) for t in (1, 2, 3, 5, 8, 20)]
-    assert all(a > b for a, b in zip(values, values[1:])), values
+    assert all(a > b for a, b in itertools.pairwise(values)), values
     assert 0 < values[-1] < values[0] < math.log2(120)
 
 
@@ -81,7 +82,9 @@ def test_dse_subsampling_and_details():
     assert details["n"] == 100 and details["n_total"] == 300
     idx = torch.randperm(300, generator=torch.Generator().manual_seed(3))[:100].numpy()
     assert value == pytest.approx(est("dse", sigma=1.0)(x[idx]), rel=1e-12)
-    assert details["eigenvalues"][0] == pytest.approx(1.0, abs=1e-10)  # top of the diffusion operator
+    assert details["eigenvalues"][0] == pytest.approx(
+        1.0, abs=1e-10
+    )  # top of the diffusion operator
     assert details["alpha"].sum() == pytest.approx(1.0)
 
 

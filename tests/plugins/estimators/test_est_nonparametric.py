@@ -150,7 +150,10 @@ def test_gaussian_entropy_bias_correction_removes_the_small_sample_bias():
     truth = normal_entropy(d)
     plain = np.mean([est("gaussian-entropy")(rng.normal(size=(n, d))) for _ in range(reps)])
     fixed = np.mean(
-        [est("gaussian-entropy", bias_correction=True)(rng.normal(size=(n, d))) for _ in range(reps)]
+        [
+            est("gaussian-entropy", bias_correction=True)(rng.normal(size=(n, d)))
+            for _ in range(reps)
+        ]
     )
     assert plain - truth < -0.5  # plain estimate biased low by about 0.9 nats here
     assert fixed == pytest.approx(truth, abs=0.12)  # ~3 standard errors of the mean

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -31,7 +32,7 @@ def test_matrix_entropy_and_erank_on_a_constructed_spectrum():
     assert est("matrix-entropy")(x) == pytest.approx(h, abs=1e-12)
     assert est("matrix-entropy", base=2)(x) == pytest.approx(h / math.log(2), abs=1e-12)
     assert est("erank")(x) == pytest.approx(math.exp(h), abs=1e-10)
-    value, details = est("matrix-entropy")(x, details=True)
+    _value, details = est("matrix-entropy")(x, details=True)
     np.testing.assert_allclose(details["eigenvalues"][:4], sorted(w, reverse=True), atol=1e-12)
 
 
@@ -208,7 +209,7 @@ def test_vendi_order_q_is_honoured():
         emb = est("vendi", q=q)(z)
         assert emb == pytest.approx(got, rel=1e-9), q
         values.append(got)
-    assert all(a > b for a, b in zip(values, values[1:]))  # strictly decreasing in q here
+    assert all(a > b for a, b in itertools.pairwise(values))  # strictly decreasing in q here
     assert values[0] == pytest.approx(5.0)  # q = 0: the rank
     assert est("vendi", q="inf")(z) == pytest.approx(values[-1])
 
