@@ -13,7 +13,7 @@ from xent_core import BadInputError, BadParameterError, FitError
 from .chinchilla import ChinchillaLaw
 from .data import load_columns
 from .diagnostics import regression_metrics
-from .engine import Problem, bootstrap_counts, global_search, polish
+from .engine import Problem, bootstrap_counts, bootstrap_fit, global_search, polish
 from .law import HuberLaw, as_output, make_grid
 from .result import FitResult, summarise_samples
 
@@ -273,19 +273,18 @@ class DataConstrainedLaw(HuberLaw):
 
         rng = np.random.default_rng(self.seed if seed is None else seed)
         counts = bootstrap_counts(len(cols["loss"]), B, rng)
+        show = self.progress if progress is None else bool(progress)
+        if stage1 is not None:  # the base law's refits, all replicates at once
+            law, p1, single, th1 = stage1
+            base_samples, _ = bootstrap_fit(p1, th1[None, :], B, counts=counts[:, single])
+            bases = [law.to_params(t) for t in base_samples]
+        else:
+            bases = [dict(self.base or {})] * B
         rows = []
-        with _progress(
-            self.progress if progress is None else bool(progress), B, "bootstrap"
-        ) as adv:
-            for w in counts:
-                if stage1 is None:
-                    base = dict(self.base or {})
-                else:
-                    law, p1, single, th1 = stage1
-                    t1, _, _, _ = polish(p1, th1, weights=w[single])
-                    base = law.to_params(t1)
+        with _progress(show, B, "bootstrap") as adv:
+            for w, base in zip(counts, bases):
                 p2 = self._stage2_problem(base, cols)
-                t2, _, _, _ = polish(p2, theta2, weights=w)
+                t2, _, _, _ = polish(p2, theta2, weights=w, ftol=1e-12, gtol=1e-9)
                 rows.append([*(base[k] for k in BASE_NAMES), *np.exp(t2)])
                 adv(1)
         arr = np.asarray(rows)
