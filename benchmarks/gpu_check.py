@@ -37,6 +37,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -73,11 +74,19 @@ class Unavailable(Exception):
     """An implementation cannot run here; the message says why."""
 
 
+class Stopped(BaseException):
+    """SIGTERM (the caller's timeout): write what was measured, print the table, stop."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Stopped()
+
+
 @dataclass
 class Result:
     shape: str
     impl: str
-    status: str = "ok"
+    status: str = "pending"
     reason: str = ""
     source: str = ""
     time_ms: float | None = None
@@ -450,71 +459,102 @@ def main(argv: list[str] | None = None) -> int:
     impls = [s.strip() for s in args.impls.split(",") if s.strip()]
     all_results: list[Result] = []
 
-    for shape_name, (n, d, v) in shapes_from(args.shapes, args.dry_run).items():
-        print(f"== {shape_name}: N={n} D={d} V={v} {dtype_name}", flush=True)
-        gen = torch.Generator(device=device).manual_seed(0)
-        h = torch.randn(n, d, device=device, generator=gen).to(dtype).requires_grad_()
-        c = (
-            (torch.randn(v, d, device=device, generator=gen) / math.sqrt(d))
-            .to(dtype)
-            .requires_grad_()
-        )
-        t = torch.randint(0, v, (n,), device=device, generator=gen)
-        acc = torch.float32 if cuda else torch.float64
-        t0 = time.monotonic()
-        ref = reference(h.detach(), c.detach(), t, acc)
-        print(f"   reference ({str(acc).removeprefix('torch.')}) in {time.monotonic() - t0:.1f} s")
-        shape_results: list[Result] = []
-        order = sorted(impls, key=lambda x: x != "naive")  # naive first: the rule needs its error
-        for name in order:
-            res = Result(shape=shape_name, impl=name)
-            shape_results.append(res)
-            if time.monotonic() - t_start > args.budget_s:
-                res.status, res.reason = "skipped", "time budget spent"
-                continue
-            try:
-                if name == "naive" and cuda:
-                    ok, why = naive_fits(torch, n, v, h.element_size())
-                    if not ok:
-                        raise Unavailable(f"would not fit: {why}")
-                fn, res.source = make_impl(name)
-                t0 = time.monotonic()
-                run_impl(res, fn, h, c, t, ref, clock, args.reps, args.warmup)
-                peak = "-" if res.peak_mib is None else f"{res.peak_mib:.1f}"
-                print(
-                    f"   {name:20s} {res.time_ms:9.2f} ms  peak {peak} MiB  err dh {res.dh_err:.2e}"
-                    f" dc {res.dc_err:.2e}  ({time.monotonic() - t0:.0f} s)",
-                    flush=True,
-                )
-            except Unavailable as exc:
-                res.status, res.reason = "unavailable", str(exc)
-                print(f"   {name:20s} unavailable: {exc}")
-            except Exception as exc:
-                oom = cuda and isinstance(exc, torch.cuda.OutOfMemoryError)
-                res.status = "oom" if oom else "error"
-                res.reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                print(f"   {name:20s} {res.status}: {res.reason}")
-                if not oom:
-                    traceback.print_exc()
-            finally:
-                h.grad = None
-                c.grad = None
-                if cuda:
-                    torch.cuda.empty_cache()
-        judge(shape_results, dtype_name)
-        all_results.extend(shape_results)
-        del h, c, t, ref
-        if cuda:
-            torch.cuda.empty_cache()
+    def save() -> None:
+        if args.out:
+            report = {"meta": meta, "results": [asdict(r) for r in all_results]}
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(report, indent=2))
 
-    report = {"meta": meta, "results": [asdict(r) for r in all_results]}
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        for shape_name, (n, d, v) in shapes_from(args.shapes, args.dry_run).items():
+            run_shape(shape_name, n, d, v, args, impls, all_results, meta, clock, t_start, save)
+    except Stopped:
+        meta["stopped"] = "SIGTERM (time limit) before every run finished"
+        print("stopped by SIGTERM: writing what was measured", flush=True)
+        for r in all_results:
+            if r.status == "pending":
+                r.status, r.reason = "stopped", "SIGTERM while running"
+    save()
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2))
         print(f"full results: {args.out}")
     print_table(all_results, meta)
     bad = [r for r in all_results if r.correct is False or r.status == "error"]
     return 1 if bad else 0
+
+
+def run_shape(
+    shape_name: str,
+    n: int,
+    d: int,
+    v: int,
+    args: argparse.Namespace,
+    impls: list[str],
+    all_results: list[Result],
+    meta: dict[str, Any],
+    clock: Clock,
+    t_start: float,
+    save: Callable[[], None],
+) -> None:
+    """Inputs and reference for one shape, then every implementation in turn."""
+    import torch
+
+    cuda, device = clock.cuda, ("cuda" if clock.cuda else "cpu")
+    dtype = getattr(torch, meta["dtype"])
+    dtype_name = meta["dtype"]
+    print(f"== {shape_name}: N={n} D={d} V={v} {dtype_name}", flush=True)
+    gen = torch.Generator(device=device).manual_seed(0)
+    h = torch.randn(n, d, device=device, generator=gen).to(dtype).requires_grad_()
+    c = (torch.randn(v, d, device=device, generator=gen) / math.sqrt(d)).to(dtype).requires_grad_()
+    t = torch.randint(0, v, (n,), device=device, generator=gen)
+    acc = torch.float32 if cuda else torch.float64
+    t0 = time.monotonic()
+    ref = reference(h.detach(), c.detach(), t, acc)
+    print(f"   reference ({str(acc).removeprefix('torch.')}) in {time.monotonic() - t0:.1f} s")
+    shape_results: list[Result] = []
+    order = sorted(impls, key=lambda x: x != "naive")  # naive first: the rule needs its error
+    for name in order:
+        res = Result(shape=shape_name, impl=name)
+        shape_results.append(res)
+        all_results.append(res)
+        if time.monotonic() - t_start > args.budget_s:
+            res.status, res.reason = "skipped", "time budget spent"
+            continue
+        try:
+            if name == "naive" and cuda:
+                ok, why = naive_fits(torch, n, v, h.element_size())
+                if not ok:
+                    raise Unavailable(f"would not fit: {why}")
+            fn, res.source = make_impl(name)
+            t0 = time.monotonic()
+            run_impl(res, fn, h, c, t, ref, clock, args.reps, args.warmup)
+            res.status = "ok"
+            peak = "-" if res.peak_mib is None else f"{res.peak_mib:.1f}"
+            print(
+                f"   {name:20s} {res.time_ms:9.2f} ms  peak {peak} MiB  err dh {res.dh_err:.2e}"
+                f" dc {res.dc_err:.2e}  ({time.monotonic() - t0:.0f} s)",
+                flush=True,
+            )
+        except Unavailable as exc:
+            res.status, res.reason = "unavailable", str(exc)
+            print(f"   {name:20s} unavailable: {exc}")
+        except Exception as exc:
+            oom = cuda and isinstance(exc, torch.cuda.OutOfMemoryError)
+            res.status = "oom" if oom else "error"
+            res.reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            print(f"   {name:20s} {res.status}: {res.reason}")
+            if not oom:
+                traceback.print_exc()
+        finally:
+            h.grad = None
+            c.grad = None
+            if cuda:
+                torch.cuda.empty_cache()
+            judge(shape_results, dtype_name)
+            save()
+    del h, c, t, ref
+    if cuda:
+        torch.cuda.empty_cache()
 
 
 def print_table(results: list[Result], meta: dict[str, Any]) -> None:
