@@ -212,7 +212,7 @@ def test_bad_options_raise():
 
 
 def test_non_convergence_is_an_error(data):
-    law = ChinchillaLaw()
+    law = ChinchillaLaw(grid={"a": [0, 5], "b": [0, 5], "e": [0], "alpha": [0.5], "beta": [0.5]})
     law.max_iterations = 3
     with pytest.raises(FitError, match="did not converge"):
         law.fit(data)
