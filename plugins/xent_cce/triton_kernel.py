@@ -50,7 +50,7 @@ class CCETritonKernel:
     citation = ("Cut Your Losses in Large-Vocabulary Language Models", "arXiv:2411.09009")
     capabilities = {
         "differentiable": True,
-        "devices": ("cuda", "cpu-interpreter"),
+        "devices": ("cuda",),
         "dtypes": ("float16", "bfloat16", "float32", "float64"),
         "requires": ("triton",),
     }
