@@ -8,14 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from xent_core import BadInputError, BadParameterError, FitError
+from xent_core import BadInputError, BadParameterError
 
 from .chinchilla import ChinchillaLaw
 from .data import load_columns
-from .diagnostics import regression_metrics
-from .engine import Problem, bootstrap_counts, bootstrap_fit, global_search, polish
+from .engine import Problem, global_search
 from .law import HuberLaw, as_output, make_grid
-from .result import FitResult, summarise_samples
 
 BASE_NAMES = ("E", "A", "B", "alpha", "beta")
 _R_STARTS = [float(np.log(v)) for v in (0.5, 2.0, 5.0, 15.0, 50.0, 200.0)]
@@ -57,6 +55,7 @@ def predict_data_constrained(params: Mapping[str, float], *, N: Any, D: Any, U: 
 def _stage2_log_predict(
     base: Mapping[str, float], cols: Mapping[str, np.ndarray]
 ) -> Callable[[np.ndarray], tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]]:
+    """Batched log-prediction over ``theta = (log R_N*, log R_D*)`` with the base law fixed."""
     U_N, R_N, U_D, R_D = _effective_inputs(base, cols["N"], cols["D"], cols["U"])
     a, b, e = np.log(base["A"]), np.log(base["B"]), np.log(base["E"])
     al, be = base["alpha"], base["beta"]
@@ -90,6 +89,72 @@ def _stage2_log_predict(
     return log_predict
 
 
+def _joint_log_predict(
+    cols: Mapping[str, np.ndarray],
+) -> Callable[[np.ndarray], tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]]:
+    """Batched log-prediction over all seven parameters
+    ``theta = (a, b, e, alpha, beta, log R_N*, log R_D*)`` (A = e^a, B = e^b, E = e^e).
+
+    ``U_N = min(N_opt(U_D), N)`` depends on the base parameters through
+    ``log N_opt = (log(alpha/beta) + a - b)/alpha + (beta/alpha) log U_D``; the VJP carries
+    that dependence (the loss is continuous where ``N_opt = N``, its gradient jumps there).
+    """
+    lN = np.log(cols["N"])
+    U_D = np.minimum(cols["U"], cols["D"])
+    lUD = np.log(U_D)
+    R_D = cols["D"] / U_D - 1.0
+
+    def log_predict(theta: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+        a, b, e, al, be, rn, rd = (theta[:, i, None] for i in range(7))
+        Rn, Rd = np.exp(rn), np.exp(rd)
+        L = np.log(al) + a - np.log(be) - b
+        lnopt = L / al + (be / al) * lUD
+        m = lnopt < lN  # more parameters than compute-optimal for the unique data: excess
+        lUN = np.where(m, lnopt, lN)
+        UN = np.exp(lUN)
+        ratio = np.exp(lN - lUN)  # N / U_N
+        RN = ratio - 1.0
+        xn = RN / Rn
+        en = np.exp(-xn)
+        Np = UN * (1.0 + Rn * (1.0 - en))
+        xd = R_D / Rd
+        ed = np.exp(-xd)
+        Dp = U_D * (1.0 + Rd * (1.0 - ed))
+        lNp, lDp = np.log(Np), np.log(Dp)
+        tA = a - al * lNp
+        tB = b - be * lDp
+        tE = np.broadcast_to(e, tA.shape)
+        top = np.maximum(np.maximum(tA, tB), tE)
+        eA, eB, eE = np.exp(tA - top), np.exp(tB - top), np.exp(tE - top)
+        tot = eA + eB + eE
+        lp = top + np.log(tot)
+        # d log N' / d log R_N*, d log D' / d log R_D*, d log N' / d log N_opt (0 where U_N = N)
+        dNp_rn = Rn * UN * (1.0 - en - xn * en) / Np
+        dDp_rd = Rd * U_D * (1.0 - ed - xd * ed) / Dp
+        dNp_lnopt = np.where(m, UN / Np * (1.0 + Rn * (1.0 - en) - en * ratio), 0.0)
+        # d log N_opt / d (a, b, alpha, beta)
+        d_al = (1.0 - L - be * lUD) / (al * al)
+        d_be = (lUD - 1.0 / be) / al
+
+        def vjp(u: np.ndarray) -> np.ndarray:
+            v = u / tot
+            wA, wB = v * eA, v * eB
+            k = wA * dNp_lnopt
+            g = np.empty((theta.shape[0], 7))
+            g[:, 0] = wA.sum(axis=1) - k.sum(axis=1)
+            g[:, 1] = wB.sum(axis=1) + k.sum(axis=1)
+            g[:, 2] = (v * eE).sum(axis=1)
+            g[:, 3] = -(wA * lNp).sum(axis=1) - al[:, 0] * (k * d_al).sum(axis=1)
+            g[:, 4] = -(wB * lDp).sum(axis=1) - al[:, 0] * (k * d_be).sum(axis=1)
+            g[:, 5] = -al[:, 0] * (wA * dNp_rn).sum(axis=1)
+            g[:, 6] = -be[:, 0] * (wB * dDp_rd).sum(axis=1)
+            return g
+
+        return lp, vjp
+
+    return log_predict
+
+
 class DataConstrainedLaw(HuberLaw):
     """Data-constrained scaling law: Chinchilla's law with repeated tokens and excess parameters.
 
@@ -97,10 +162,11 @@ class DataConstrainedLaw(HuberLaw):
     ``D' = U_D + U_D R_D* (1 - exp(-R_D / R_D*))`` and ``N' = U_N + U_N R_N* (1 - exp(-R_N /
     R_N*))``, where ``U_D = min(U, D)`` unique tokens are seen ``R_D = D/U_D - 1`` extra times,
     ``U_N = min(N_opt(U_D), N)`` is the compute-optimal size for ``U_D`` tokens under the base
-    law and ``R_N = N/U_N - 1``. Fitted in two stages as in the paper: ``E, A, B, alpha, beta``
-    by the ``chinchilla`` fit of the single-epoch rows (``D <= U``), unless ``base`` gives them;
-    then ``R_N*``, ``R_D*`` (log-parametrised) with the base fixed, Huber on log residuals.
-    The paper finds R_D* = 15.4 and R_N* = 5.3.
+    law (``N_opt(D) = (alpha A / (beta B))^(1/alpha) D^(beta/alpha)``) and ``R_N = N/U_N - 1``.
+    All seven parameters are fitted jointly (log space, Huber ``delta``, analytic gradients),
+    from starts built in two stages as in the paper: the ``chinchilla`` fit of the single-epoch
+    rows (``D <= U``), then ``R_N*``, ``R_D*`` with that base fixed. With ``base`` given, only
+    ``R_N*`` and ``R_D*`` are fitted. The paper finds R_D* = 15.4 and R_N* = 5.3.
 
     Columns: ``N``, ``D`` (tokens trained), ``U`` (unique tokens available), ``loss``.
     Parameters: ``E``, ``A``, ``B``, ``alpha``, ``beta``, ``R_N_star``, ``R_D_star``.
@@ -114,7 +180,6 @@ class DataConstrainedLaw(HuberLaw):
 
     law_name = "data-constrained"
     input_names = ("N", "D", "U")
-    internal_names = ("r_n", "r_d")
     param_names = (*BASE_NAMES, "R_N_star", "R_D_star")
 
     def __init__(
@@ -138,6 +203,9 @@ class DataConstrainedLaw(HuberLaw):
                 raise BadParameterError(f"base parameters must be > 0: {bad}")
             base = {k: float(base[k]) for k in BASE_NAMES}
         self.base = base
+        self.internal_names = (
+            ("r_n", "r_d") if base is not None else ("a", "b", "e", "alpha", "beta", "r_n", "r_d")
+        )
         self._setup(
             delta=delta,
             grid=grid,
@@ -152,143 +220,76 @@ class DataConstrainedLaw(HuberLaw):
     predict_fn = staticmethod(predict_data_constrained)
 
     def load(self, data: Any, columns: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
-        return load_columns(
-            data, ("N", "D", "U", "loss"), columns=columns, min_rows=3, law=self.law_name
+        cols = load_columns(
+            data,
+            ("N", "D", "U", "loss"),
+            columns=columns,
+            min_rows=len(self.internal_names) + 1,
+            law=self.law_name,
         )
-
-    # ------------------------------------------------------------------ stages
-    def _base_law(self) -> ChinchillaLaw:
-        return ChinchillaLaw(delta=self.delta, search=self.search, n_polish=self.n_polish)
-
-    def _single_epoch(self, cols: Mapping[str, np.ndarray]) -> np.ndarray:
-        return cols["D"] <= cols["U"] * (1.0 + 1e-9)
-
-    def _fit_base(self, cols: Mapping[str, np.ndarray]) -> tuple[dict[str, float], Any]:
-        if self.base is not None:
-            return dict(self.base), None
-        single = self._single_epoch(cols)
-        if single.sum() < 6:
+        if not (cols["D"] > cols["U"] * (1.0 + 1e-9)).any():
             raise BadInputError(
-                f"data-constrained: {int(single.sum())} single-epoch rows (D <= U); at least 6 "
-                "are needed to fit E, A, B, alpha, beta first, or pass base={'E':..., 'A':..., "
-                "'B':..., 'alpha':..., 'beta':...}"
+                "data-constrained: no row repeats data (D > U), so R_D* and R_N* cannot be "
+                "fitted; use the 'chinchilla' law for single-epoch data"
             )
-        law = self._base_law()
-        sub = {k: v[single] for k, v in cols.items() if k in ("N", "D", "loss")}
-        problem = law.problem(sub)
-        theta, _f, ok, info, _ = law._search(problem, sub)
-        if not ok:
-            raise FitError(
-                f"data-constrained: the base (single-epoch) fit did not converge: {info}"
-            )
-        return law.to_params(theta), (law, problem, single, theta)
+        return cols
+
+    def problem(self, cols: Mapping[str, np.ndarray]) -> Problem:
+        if self.base is not None:
+            return self._stage2_problem(self.base, cols)
+        return Problem(
+            _joint_log_predict(cols),
+            np.log(cols["loss"]),
+            self.internal_names,
+            np.array([-50.0, -50.0, -50.0, 1e-3, 1e-3, -7.0, -7.0]),
+            np.array([80.0, 80.0, 80.0, 5.0, 5.0, 10.0, 10.0]),
+            self.delta,
+        )
 
     def _stage2_problem(self, base: Mapping[str, float], cols: Mapping[str, np.ndarray]) -> Problem:
         return Problem(
             _stage2_log_predict(base, cols),
             np.log(cols["loss"]),
-            self.internal_names,
+            ("r_n", "r_d"),
             np.array([-7.0, -7.0]),
             np.array([10.0, 10.0]),
             self.delta,
         )
 
     def default_grid(self, cols: Mapping[str, np.ndarray]) -> np.ndarray:
-        return make_grid({"r_n": _R_STARTS, "r_d": _R_STARTS}, self.internal_names)
-
-    # ------------------------------------------------------------------ fit
-    def fit(
-        self,
-        data: Any,
-        *,
-        columns: Mapping[str, str] | None = None,
-        heldout: Any = None,
-        bootstrap: int | None = None,
-        seed: int | None = None,
-        progress: bool | None = None,
-    ) -> FitResult:
-        """Fit both stages; see the class docstring. Arguments as for ``chinchilla``."""
-        B = self.bootstrap if bootstrap is None else int(bootstrap)
-        if B < 0 or B == 1:
-            raise BadParameterError(f"bootstrap must be 0 (off) or >= 2, got {B}")
-        cols = self.load(data, columns)
-        repeated = cols["D"] > cols["U"] * (1.0 + 1e-9)
-        if not repeated.any():
+        """Starts: the R* grid (base given), else each of the best distinct single-epoch
+        ``chinchilla`` optima combined with its best R* from a stage-2 fit."""
+        r_grid = make_grid({"r_n": _R_STARTS, "r_d": _R_STARTS}, ("r_n", "r_d"))
+        if self.base is not None:
+            return r_grid
+        single = cols["D"] <= cols["U"] * (1.0 + 1e-9)
+        if single.sum() < 6:
             raise BadInputError(
-                "data-constrained: no row repeats data (D > U), so R_D* and R_N* cannot be "
-                "fitted; use the 'chinchilla' law for single-epoch data"
+                f"data-constrained: {int(single.sum())} single-epoch rows (D <= U); at least 6 "
+                "are needed to start the fit of E, A, B, alpha, beta, or pass base={'E':..., "
+                "'A':..., 'B':..., 'alpha':..., 'beta':...}"
             )
-        base, stage1 = self._fit_base(cols)
-        problem = self._stage2_problem(base, cols)
-        grid = self.grid if self.grid is not None else self.default_grid(cols)
-        sr = global_search(problem, grid, n_polish=self.n_polish)
-        params = {
-            **base,
-            "R_N_star": float(np.exp(sr.theta[0])),
-            "R_D_star": float(np.exp(sr.theta[1])),
-        }
-        _, R_N, _, _ = _effective_inputs(base, cols["N"], cols["D"], cols["U"])
-        notes = []
-        if not (R_N > 1e-12).any():
-            notes.append("no run has N > U_N: R_N_star is not determined by the data")
-        pred = np.asarray(predict_data_constrained(params, N=cols["N"], D=cols["D"], U=cols["U"]))
-        metrics: dict[str, float] = {
-            "objective": sr.f,
-            **regression_metrics(cols["loss"], pred),
-            "n_points": float(len(pred)),
-            "n_single_epoch": float((~repeated).sum()),
-            "converged": 1.0,
-            "delta": self.delta,
-        }
-        if heldout is not None:
-            h = self.load(heldout, columns)
-            hp = predict_data_constrained(params, N=h["N"], D=h["D"], U=h["U"])
-            metrics.update(
-                {f"heldout_{k}": v for k, v in regression_metrics(h["loss"], hp).items()}
-            )
-        result = FitResult(
-            model=self.law_name,
-            params=params,
-            metrics=metrics,
-            level=self.level,
-            data=dict(cols),
-            extra={"base_fixed": self.base is not None, "notes": notes},
-            predict_fn=predict_data_constrained,
-        )
-        if B:
-            self._bootstrap_two_stage(result, cols, stage1, sr.theta, B, seed, progress)
-        return result
+        law = ChinchillaLaw(delta=self.delta, search=self.search, n_polish=self.n_polish)
+        sub = {k: cols[k][single] for k in ("N", "D", "loss")}
+        sr = global_search(law.problem(sub), law.default_grid(sub), n_polish=self.n_polish)
+        starts = []
+        for th in sr.candidates[:3]:
+            base = law.to_params(th)
+            r = global_search(self._stage2_problem(base, cols), r_grid, n_polish=2)
+            starts.append([*th, *r.theta])
+        return np.asarray(starts)
 
-    def _bootstrap_two_stage(
-        self,
-        result: FitResult,
-        cols: Mapping[str, np.ndarray],
-        stage1: Any,
-        theta2: np.ndarray,
-        B: int,
-        seed: int | None,
-        progress: bool | None,
-    ) -> None:
-        from .engine import _progress
-
-        rng = np.random.default_rng(self.seed if seed is None else seed)
-        counts = bootstrap_counts(len(cols["loss"]), B, rng)
-        show = self.progress if progress is None else bool(progress)
-        if stage1 is not None:  # the base law's refits, all replicates at once
-            law, p1, single, th1 = stage1
-            base_samples, _ = bootstrap_fit(p1, th1[None, :], B, counts=counts[:, single])
-            bases = [law.to_params(t) for t in base_samples]
-        else:
-            bases = [dict(self.base or {})] * B
-        rows = []
-        with _progress(show, B, "bootstrap") as adv:
-            for w, base in zip(counts, bases):
-                p2 = self._stage2_problem(base, cols)
-                t2, _, _, _ = polish(p2, theta2, weights=w, ftol=1e-12, gtol=1e-9)
-                rows.append([*(base[k] for k in BASE_NAMES), *np.exp(t2)])
-                adv(1)
-        arr = np.asarray(rows)
-        names = tuple(result.params)
-        result.bootstrap, result.bootstrap_names = arr, names
-        result.stderr, result.intervals = summarise_samples(names, arr, result.level)
-        result.metrics["n_bootstrap"] = float(B)
+    def to_params(self, theta: np.ndarray) -> dict[str, float]:
+        if self.base is not None:
+            rn, rd = map(float, theta)
+            return {**self.base, "R_N_star": float(np.exp(rn)), "R_D_star": float(np.exp(rd))}
+        a, b, e, al, be, rn, rd = map(float, theta)
+        return {
+            "E": float(np.exp(e)),
+            "A": float(np.exp(a)),
+            "B": float(np.exp(b)),
+            "alpha": al,
+            "beta": be,
+            "R_N_star": float(np.exp(rn)),
+            "R_D_star": float(np.exp(rd)),
+        }

@@ -134,15 +134,18 @@ class Problem:
     def _value_and_grad(
         self, theta: np.ndarray, weights: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        lp, vjp = self.log_predict(theta)
-        r = lp - self.log_y
-        u = np.clip(r, -self.delta, self.delta)  # huber'(r)
-        h = u * (r - 0.5 * u)  # huber(r): r^2/2 inside, delta(|r| - delta/2) outside
-        if weights is not None:
-            h *= weights
-            u *= weights
-        f = h.sum(axis=1)
-        g = vjp(u)
+        # trial steps may reach extreme parameters: overflow there gives a non-finite objective,
+        # which the line search rejects (below), so numpy's warnings are noise
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            lp, vjp = self.log_predict(theta)
+            r = lp - self.log_y
+            u = np.clip(r, -self.delta, self.delta)  # huber'(r)
+            h = u * (r - 0.5 * u)  # huber(r): r^2/2 inside, delta(|r| - delta/2) outside
+            if weights is not None:
+                h *= weights
+                u *= weights
+            f = h.sum(axis=1)
+            g = vjp(u)
         bad = ~np.isfinite(f) | ~np.isfinite(g).all(axis=1)
         if bad.any():
             f = np.where(bad, np.inf, f)

@@ -127,11 +127,27 @@ def test_analytic_gradient_matches_finite_differences(law_name):
                 rng.uniform(0, 0.5, 4),
             ]
         )
-    else:
+    elif law_name == "data-constrained":
         law = DataConstrainedLaw(delta=10.0)
         base = {"E": 1.8, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.37}
         problem = law._stage2_problem(base, cols)
         theta = np.column_stack([rng.uniform(0, 3, 4), rng.uniform(1, 4, 4)])
+    else:  # all seven parameters, including U_N's dependence on the base law
+        law = DataConstrainedLaw(delta=10.0)
+        problem = law.problem(cols)
+        theta = np.column_stack(
+            [
+                rng.uniform(5, 7, 4),
+                rng.uniform(6, 8, 4),
+                rng.uniform(0.4, 0.8, 4),
+                rng.uniform(0.3, 0.4, 4),
+                rng.uniform(0.3, 0.4, 4),
+                rng.uniform(0, 3, 4),
+                rng.uniform(1, 4, 4),
+            ]
+        )
+        lp, _ = problem.log_predict(theta)
+        assert np.isfinite(lp).all()
     weights = rng.integers(0, 3, len(cols["N"])).astype(float)
     _fd_check(problem, theta)
     _fd_check(problem, theta, weights)
