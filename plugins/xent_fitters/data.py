@@ -43,7 +43,7 @@ def read_csv(path: str | Path) -> dict[str, list[str]]:
                     f"{p.name}: line {lineno} has {len(row)} fields, the header has {len(header)}"
                 )
             for h, c in zip(header, row):
-                cols[h].append(c.strip())
+                cols[h].append(c.strip() or "nan")  # an empty field is a missing value
     return cols
 
 

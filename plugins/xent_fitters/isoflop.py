@@ -62,7 +62,8 @@ def predict_optimal(params: Mapping[str, float], *, C: Any) -> tuple[Any, Any]:
     return n, d
 
 
-def _predict(params: Mapping[str, float], *, C: Any) -> tuple[Any, Any]:
+def compute_optimal_isoflop(params: Mapping[str, float], C: Any) -> tuple[Any, Any]:
+    """``compute_optimal(C)``: the fitted ``(N*(C), D*(C))``."""
     return predict_optimal(params, C=C)
 
 
@@ -262,8 +263,8 @@ class IsoFLOPLaw:
                 "budget_rtol": self.budget_rtol,
                 "interval_method": "ols-t",
             },
-            predict_fn=_predict,
-            compute_optimal_fn=predict_optimal,
+            predict_fn=predict_optimal,
+            compute_optimal_fn=compute_optimal_isoflop,
             plot_fn=plot_isoflop,
         )
         if B:
