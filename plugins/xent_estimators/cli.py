@@ -153,22 +153,30 @@ def estimate(
     ],
     estimator: Annotated[
         list[str],
-        typer.Option("--estimator", "-e", help="Estimator name (repeat for several)."),
+        typer.Option(
+            "--estimator", "-e", metavar="NAME", help="Estimator name (repeat for several)."
+        ),
     ],
     param: Annotated[
         list[str] | None,
         typer.Option(
             "--param",
             "-p",
+            metavar="KEY=VALUE",
             help="key=value for every estimator that has key, or estimator.key=value.",
         ),
     ] = None,
     labels: Annotated[
         Path | None,
-        typer.Option("--labels", "-y", help="Second input (labels or y), same number of rows."),
+        typer.Option(
+            "--labels",
+            "-y",
+            metavar="FILE",
+            help="Second input (labels or y), same number of rows.",
+        ),
     ] = None,
     key: Annotated[
-        str | None, typer.Option("--key", help="Array to use from a .npz/.pt dict.")
+        str | None, typer.Option("--key", metavar="NAME", help="Array to use from a .npz/.pt dict.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
