@@ -1,0 +1,587 @@
+"""Chunked primitives of linear softmax cross-entropy: the (N, V) logits never exist at once.
+
+For token ``i`` (row ``h_i`` of ``hidden``) and vocabulary row ``j`` (row ``w_j`` of
+``classifier``) the logit is
+
+    z_ij = c * tanh(s * (h_i . w_j + b_j) / c)        (softcap c; without it s * (h_i . w_j + b_j))
+
+with ``s = logit_scale``. Every function here walks the tokens in chunks (and the vocabulary in
+blocks when one row of logits is too large), so memory is ``O(chunk_elements)`` on top of the
+inputs and the gradient buffers. Accumulation is in float32 (float64 when an input is float64).
+
+The primitives other modules build on:
+
+- :func:`softmax_stats`: per-token ``lse``, target logit, sum of logits and entropy (no grad);
+- :func:`softmax_grad`: gradients of ``sum_i [a_i * lse_i - b_i * z_i,y_i - c_i * sum_j z_ij]``
+  w.r.t. hidden, classifier and bias, given ``lse`` (recomputes the logits: one more matmul);
+- :func:`fused_loss_and_grad`: the cross-entropy statistics AND the gradients in one sweep over
+  full vocabulary rows (three ``N*V*D`` matmuls in all), for callers that know their per-token
+  weights before the backward pass.
+
+A vocabulary-parallel caller can run :func:`softmax_stats` on its shard (targets outside the shard
+give a target logit of 0), combine ``lse`` across ranks, then call :func:`softmax_grad` with the
+global ``lse``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+#: Elements of one chunk of logits (tokens x vocabulary); a few such buffers are alive at once.
+DEFAULT_CHUNK_ELEMENTS = 1 << 22
+#: Vocabulary columns per filtering block (a block is skipped when all its softmax entries < eps).
+DEFAULT_FILTER_BLOCK = 1024
+#: Fewest tokens per chunk before the vocabulary is split into blocks as well.
+MIN_CHUNK_ROWS = 16
+
+Rows = slice | torch.Tensor
+
+
+@dataclass(frozen=True)
+class LogitMap:
+    """How raw scores ``h . w + b`` become logits: ``z = c * tanh(s * raw / c)``."""
+
+    logit_scale: float = 1.0
+    softcap: float | None = None
+
+
+@dataclass
+class SoftmaxStats:
+    """Per-token statistics of the softmax over the vocabulary (each (N,) or ``None``)."""
+
+    lse: torch.Tensor
+    target_logit: torch.Tensor | None = None
+    logit_sum: torch.Tensor | None = None
+    entropy: torch.Tensor | None = None
+
+
+@dataclass
+class LinearGrads:
+    """Gradients w.r.t. hidden (N, D), classifier (V, D) and bias (V,), in the compute dtype."""
+
+    hidden: torch.Tensor | None = None
+    classifier: torch.Tensor | None = None
+    bias: torch.Tensor | None = None
+
+
+def compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
+    """float64 if any input is float64, else float32 (fp16/bf16 are computed in fp32)."""
+    if any(t is not None and t.dtype == torch.float64 for t in tensors):
+        return torch.float64
+    return torch.float32
+
+
+def plan_chunks(n_tokens: int, vocab: int, chunk_elements: int) -> tuple[int, int]:
+    """``(tokens per chunk, vocabulary columns per block)`` for a budget of logits elements."""
+    budget = max(1, int(chunk_elements))
+    rows = min(max(n_tokens, 1), max(MIN_CHUNK_ROWS, budget // max(vocab, 1)))
+    block = min(vocab, max(1, budget // rows))
+    return rows, block
+
+
+def token_chunks(n_tokens: int, rows_per_chunk: int, rows: torch.Tensor | None) -> Iterator[Rows]:
+    """Slices of ``range(n_tokens)`` (``rows is None``) or pieces of the index tensor ``rows``."""
+    if rows is None:
+        for start in range(0, n_tokens, rows_per_chunk):
+            yield slice(start, min(start + rows_per_chunk, n_tokens))
+    else:
+        for start in range(0, rows.numel(), rows_per_chunk):
+            yield rows[start : start + rows_per_chunk]
+
+
+def _n_rows(n_tokens: int, rows: torch.Tensor | None) -> int:
+    return n_tokens if rows is None else rows.numel()
+
+
+class _Prepared:
+    """Inputs cast once to the compute dtype; the logit scale folded into hidden rows and bias."""
+
+    def __init__(
+        self,
+        hidden: torch.Tensor,
+        classifier: torch.Tensor,
+        bias: torch.Tensor | None,
+        lmap: LogitMap,
+    ) -> None:
+        self.dtype = compute_dtype(hidden, classifier, bias)
+        self.hidden = hidden
+        self.weight = classifier.to(self.dtype)
+        self.scale = float(lmap.logit_scale)
+        self.softcap = None if lmap.softcap is None else float(lmap.softcap)
+        self.bias = None
+        if bias is not None:
+            b = bias.to(self.dtype)
+            self.bias = b * self.scale if self.scale != 1.0 else b
+        self.vocab = classifier.shape[0]
+        self._weight_sum: torch.Tensor | None = None
+
+    @property
+    def weight_sum(self) -> torch.Tensor:
+        """``sum_j w_j`` (D,), for the terms that are linear in all logits."""
+        if self._weight_sum is None:
+            self._weight_sum = self.weight.sum(0)
+        return self._weight_sum
+
+    def scaled_rows(self, rows: Rows) -> torch.Tensor:
+        """``s * h[rows]`` in the compute dtype (a copy of one chunk at most)."""
+        h = self.hidden[rows].to(self.dtype)
+        return h * self.scale if self.scale != 1.0 else h
+
+    def raw_into(self, out: torch.Tensor, hs: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """``out = s * (h . w_j + b_j)`` for vocabulary rows ``start:stop``."""
+        w = self.weight[start:stop]
+        if self.bias is None:
+            return torch.mm(hs, w.t(), out=out)
+        return torch.addmm(self.bias[start:stop], hs, w.t(), out=out)
+
+    def cap_(self, z: torch.Tensor, deriv: torch.Tensor | None = None) -> None:
+        """Apply the softcap in place; write ``dz/d(s*raw) = 1 - tanh^2`` into ``deriv``."""
+        if self.softcap is None:
+            return
+        z.div_(self.softcap).tanh_()
+        if deriv is not None:
+            torch.mul(z, z, out=deriv).neg_().add_(1.0)
+        z.mul_(self.softcap)
+
+    def target_logits(self, hs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``z_i,y_i`` for one chunk by gather-dot, O(chunk * D); 0 where y_i is out of range."""
+        inside = (targets >= 0) & (targets < self.vocab)
+        safe = torch.where(inside, targets, torch.zeros_like(targets))
+        z = (hs * self.weight[safe]).sum(1)
+        if self.bias is not None:
+            z = z + self.bias[safe]
+        if self.softcap is not None:
+            z = self.softcap * torch.tanh(z / self.softcap)
+        return torch.where(inside, z, torch.zeros_like(z))
+
+
+def _buffer(rows: int, cols: int, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return torch.empty(rows, cols, dtype=dtype, device=like.device)
+
+
+def _softmax_(z: torch.Tensor) -> torch.Tensor:
+    """Row softmax in place (one fused pass per row, no new (chunk, V) allocation)."""
+    return torch.ops.aten._softmax.out(z, 1, False, out=z)
+
+
+def kept_ranges(
+    probs: torch.Tensor,
+    eps: float | None,
+    block: int = DEFAULT_FILTER_BLOCK,
+    force: torch.Tensor | None = None,
+) -> list[tuple[int, int]]:
+    """Column ranges of ``probs`` to keep in the gradient matmuls.
+
+    A block of ``block`` columns is dropped when every probability in it is below ``eps`` and no
+    column in ``force`` (the targets of the chunk: their one-hot entry is -1) falls in it.
+    Consecutive kept blocks are merged so the matmuls stay large.
+    """
+    v = probs.shape[1]
+    if eps is None or eps <= 0 or v == 0:
+        return [(0, v)]
+    full = v // block
+    parts = []
+    if full:
+        parts.append(probs[:, : full * block].unflatten(1, (full, block)).amax(dim=(0, 2)))
+    if v % block:
+        parts.append(probs[:, full * block :].amax().reshape(1))
+    keep = torch.cat(parts) >= eps
+    if force is not None and force.numel():
+        keep[torch.div(force, block, rounding_mode="floor")] = True
+    out: list[tuple[int, int]] = []
+    for k, kept in enumerate(keep.tolist()):
+        if not kept:
+            continue
+        lo, hi = k * block, min((k + 1) * block, v)
+        if out and out[-1][1] == lo:
+            out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
+class _ChunkGrad:
+    """How the gradient of one token chunk is formed from its probability blocks.
+
+    ``dz_ij = (a_i p_ij - b_i [j = y_i] - c_i) * d_ij`` with ``d = 1 - tanh^2`` under softcap
+    (1 otherwise). Unless softcap is on (or some ``a_i`` is 0 while ``b_i`` is not), the row
+    scale ``a`` stays out of the (chunk, V) block: the one-hot is folded in as ``-b/a``, and ``a``
+    is applied to ``O(chunk * D)`` operands; the uniform ``c`` part is a rank-one update.
+    """
+
+    def __init__(
+        self,
+        hs: torch.Tensor,
+        a: torch.Tensor,
+        b: torch.Tensor | None,
+        y: torch.Tensor | None,
+        c: torch.Tensor | None,
+        capped: bool,
+        need_w: bool,
+    ) -> None:
+        self.hs, self.a, self.b, self.y, self.c, self.capped = hs, a, b, y, c, capped
+        self.dh_acc: torch.Tensor | None = None  # the chunk's dz @ W (a view of dh when possible)
+        self.dh_in_place = False
+        self.dh_written = False
+        zero_a = b is not None and bool(((a == 0) & (b != 0)).any())
+        self.scaled = capped or zero_a
+        self.dense_uniform = capped and c is not None
+        if self.scaled:
+            self.lhs = hs
+            self.fold = b
+        else:
+            self.lhs = hs * a[:, None] if need_w else hs
+            self.fold = None if b is None else b / a
+
+    def form_(self, probs: torch.Tensor, deriv: torch.Tensor | None, start: int) -> torch.Tensor:
+        """Turn the probabilities of columns ``start:start+width`` into ``dz`` (in place)."""
+        width = probs.shape[1]
+        if self.scaled:
+            probs.mul_(self.a[:, None])
+            if self.dense_uniform:
+                assert self.c is not None
+                probs.sub_(self.c[:, None])
+            if deriv is not None:
+                probs.mul_(deriv)
+        if self.fold is not None and self.y is not None:
+            inside = (self.y >= start) & (self.y < start + width)
+            idx = inside.nonzero().squeeze(1) if not bool(inside.all()) else None
+            rows = torch.arange(probs.shape[0], device=probs.device) if idx is None else idx
+            cols = (self.y if idx is None else self.y[idx]) - start
+            amount = self.fold if idx is None else self.fold[idx]
+            if deriv is not None:
+                amount = amount * deriv[rows, cols]
+            probs.index_put_((rows, cols), -amount, accumulate=True)
+        return probs
+
+    def local_targets(self, start: int, width: int) -> torch.Tensor | None:
+        if self.y is None:
+            return None
+        inside = (self.y >= start) & (self.y < start + width)
+        return self.y[inside] - start
+
+
+class _GradSink:
+    """Accumulates the gradients of ``sum_i [a_i lse_i - b_i z_iy - c_i sum_j z_ij]``."""
+
+    def __init__(
+        self,
+        prep: _Prepared,
+        n_tokens: int,
+        need: tuple[bool, bool, bool],
+        filter_eps: float | None,
+        filter_block: int,
+        all_rows: bool,
+    ) -> None:
+        self.prep = prep
+        device = prep.weight.device
+        f = prep.dtype
+        need_h, need_w, need_b = need
+        d = prep.weight.shape[1]
+        if need_h:
+            make = torch.empty if all_rows else torch.zeros
+            self.dh: torch.Tensor | None = make(n_tokens, d, dtype=f, device=device)
+        else:
+            self.dh = None
+        self.dw = torch.zeros_like(prep.weight, dtype=f) if need_w else None
+        self.db = (
+            torch.zeros(prep.vocab, dtype=f, device=device)
+            if need_b and prep.bias is not None
+            else None
+        )
+        self.filter_eps = filter_eps
+        self.filter_block = filter_block
+        self._uniform_h: torch.Tensor | None = None  # sum_i c_i * s h_i   (D,)
+        self._uniform_b: torch.Tensor | None = None  # sum_i c_i           ()
+
+    def any(self) -> bool:
+        return self.dh is not None or self.dw is not None or self.db is not None
+
+    def chunk(
+        self,
+        rows: Rows,
+        hs: torch.Tensor,
+        a: torch.Tensor,
+        b: torch.Tensor | None,
+        y: torch.Tensor | None,
+        c: torch.Tensor | None,
+    ) -> _ChunkGrad:
+        cg = _ChunkGrad(hs, a, b, y, c, self.prep.softcap is not None, self.dw is not None)
+        if self.dh is not None:
+            if isinstance(rows, slice):
+                cg.dh_acc, cg.dh_in_place = self.dh[rows], True
+            else:
+                cg.dh_acc = torch.empty(hs.shape, dtype=self.dh.dtype, device=self.dh.device)
+        return cg
+
+    def add_block(
+        self,
+        cg: _ChunkGrad,
+        probs: torch.Tensor,
+        deriv: torch.Tensor | None,
+        start: int,
+    ) -> None:
+        """Add the block of columns ``start:start+width`` of the chunk ``cg``."""
+        w = self.prep.weight
+        eps = None if cg.dense_uniform else self.filter_eps
+        ranges = kept_ranges(probs, eps, self.filter_block, cg.local_targets(start, probs.shape[1]))
+        g_all = cg.form_(probs, deriv, start)
+        single = len(ranges) == 1 and ranges[0] == (0, probs.shape[1])
+        for lo, hi in ranges:
+            g = g_all if single else g_all[:, lo:hi]
+            cols = slice(start + lo, start + hi)
+            if cg.dh_acc is not None:
+                if cg.dh_written:
+                    cg.dh_acc.addmm_(g, w[cols])
+                else:
+                    torch.mm(g, w[cols], out=cg.dh_acc)
+                    cg.dh_written = True
+            if self.dw is not None:
+                self.dw[cols].addmm_(g.t(), cg.lhs)
+            if self.db is not None:
+                self.db[cols].add_(g.sum(0) if cg.scaled else g.t() @ cg.a)
+
+    def finish_chunk(self, cg: _ChunkGrad, rows: Rows) -> None:
+        prep = self.prep
+        uniform = cg.c is not None and not cg.dense_uniform
+        dh_acc = cg.dh_acc
+        if dh_acc is not None and self.dh is not None:
+            if not cg.dh_written:
+                dh_acc.zero_()
+            if not cg.scaled:
+                dh_acc.mul_(cg.a[:, None])
+            if uniform:
+                assert cg.c is not None
+                dh_acc.sub_(cg.c[:, None] * prep.weight_sum)
+            if prep.scale != 1.0:
+                dh_acc.mul_(prep.scale)
+            if not cg.dh_in_place:
+                self.dh[rows] = dh_acc
+        if uniform:
+            assert cg.c is not None
+            uh = cg.c @ cg.hs
+            ub = cg.c.sum()
+            self._uniform_h = uh if self._uniform_h is None else self._uniform_h + uh
+            self._uniform_b = ub if self._uniform_b is None else self._uniform_b + ub
+
+    def result(self) -> LinearGrads:
+        if self._uniform_h is not None:
+            if self.dw is not None:
+                self.dw.sub_(self._uniform_h[None, :])
+            if self.db is not None:
+                self.db.sub_(self._uniform_b)
+        if self.db is not None and self.prep.scale != 1.0:
+            self.db.mul_(self.prep.scale)
+        return LinearGrads(self.dh, self.dw, self.db)
+
+
+# ------------------------------------------------------------------------------ statistics
+def softmax_stats(
+    hidden: torch.Tensor,
+    classifier: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    lmap: LogitMap = LogitMap(),
+    targets: torch.Tensor | None = None,
+    logit_sum: bool = False,
+    entropy: bool = False,
+    rows: torch.Tensor | None = None,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> SoftmaxStats:
+    """Per-token ``lse``, target logit, ``sum_j z_ij`` and entropy, without gradients.
+
+    ``rows`` (int64 indices) restricts the work to those tokens; the others get 0. A target
+    outside ``[0, V)`` gives a target logit of 0 (useful for vocabulary shards). Online
+    log-sum-exp over vocabulary blocks when one row of logits exceeds the budget.
+    """
+    with torch.no_grad():
+        prep = _Prepared(hidden, classifier, bias, lmap)
+        n, v = hidden.shape[0], prep.vocab
+        f, device = prep.dtype, hidden.device
+        lse = torch.zeros(n, dtype=f, device=device)
+        tgt = torch.zeros(n, dtype=f, device=device) if targets is not None else None
+        lsum = torch.zeros(n, dtype=f, device=device) if logit_sum else None
+        ent = torch.zeros(n, dtype=f, device=device) if entropy else None
+        if v == 0:
+            lse.fill_(-math.inf)
+            return SoftmaxStats(lse, tgt, lsum, ent)
+        per_chunk, block = plan_chunks(_n_rows(n, rows), v, chunk_elements)
+        buf = _buffer(per_chunk, block, hidden, f)
+        for r in token_chunks(n, per_chunk, rows):
+            hs = prep.scaled_rows(r)
+            m = hs.shape[0]
+            run_lse = torch.full((m,), -math.inf, dtype=f, device=device)
+            run_t = torch.zeros(m, dtype=f, device=device) if entropy else None
+            run_sum = torch.zeros(m, dtype=f, device=device) if logit_sum else None
+            for start in range(0, v, block):
+                stop = min(start + block, v)
+                z = prep.raw_into(buf[:m, : stop - start], hs, start, stop)
+                prep.cap_(z)
+                if run_sum is not None:
+                    run_sum += z.sum(1)
+                blk_lse = torch.logsumexp(z, 1)
+                new_lse = torch.logaddexp(run_lse, blk_lse)
+                if run_t is not None:
+                    p = torch.exp(z - blk_lse[:, None])
+                    blk_t = (p * z).sum(1)
+                    run_t = run_t * torch.exp(run_lse - new_lse).nan_to_num_(
+                        0.0
+                    ) + blk_t * torch.exp(blk_lse - new_lse)
+                run_lse = new_lse
+            lse[r] = run_lse
+            if tgt is not None and targets is not None:
+                tgt[r] = prep.target_logits(hs, targets[r])
+            if lsum is not None and run_sum is not None:
+                lsum[r] = run_sum
+            if ent is not None and run_t is not None:
+                ent[r] = run_lse - run_t
+        return SoftmaxStats(lse, tgt, lsum, ent)
+
+
+# ------------------------------------------------------------------------------ gradients
+def softmax_grad(
+    hidden: torch.Tensor,
+    classifier: torch.Tensor,
+    bias: torch.Tensor | None,
+    lse: torch.Tensor,
+    *,
+    softmax_weight: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    target_weight: torch.Tensor | None = None,
+    uniform_weight: torch.Tensor | None = None,
+    lmap: LogitMap = LogitMap(),
+    need: tuple[bool, bool, bool] = (True, True, True),
+    filter_eps: float | None = None,
+    filter_block: int = DEFAULT_FILTER_BLOCK,
+    rows: torch.Tensor | None = None,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> LinearGrads:
+    """Gradients of ``sum_i [a_i lse_i - b_i z_i,y_i - c_i sum_j z_ij]`` from a known ``lse``.
+
+    ``a = softmax_weight``, ``b = target_weight`` (with ``targets``; targets outside ``[0, V)``
+    contribute nothing), ``c = uniform_weight``, each (N,). So ``dz_ij = a_i p_ij - b_i [j=y_i] -
+    c_i`` with ``p_ij = exp(z_ij - lse_i)``; the logits are recomputed chunk by chunk. Blocks of
+    the vocabulary whose probabilities are all below ``filter_eps`` are skipped. ``need`` selects
+    (hidden, classifier, bias) gradients. Returned in the compute dtype.
+    """
+    with torch.no_grad():
+        prep = _Prepared(hidden, classifier, bias, lmap)
+        n, v = hidden.shape[0], prep.vocab
+        f = prep.dtype
+        sink = _GradSink(prep, n, need, filter_eps, filter_block, rows is None)
+        if not sink.any() or v == 0:
+            return sink.result()
+        capped = prep.softcap is not None
+        per_chunk, block = plan_chunks(_n_rows(n, rows), v, chunk_elements)
+        buf = _buffer(per_chunk, block, hidden, f)
+        dbuf = _buffer(per_chunk, block, hidden, f) if capped else None
+        lse_f = lse.to(f)
+        for r in token_chunks(n, per_chunk, rows):
+            hs = prep.scaled_rows(r)
+            m = hs.shape[0]
+            a = softmax_weight[r].to(f)
+            c = None if uniform_weight is None else uniform_weight[r].to(f)
+            b, y = None, None
+            if targets is not None and target_weight is not None:
+                y_all = targets[r]
+                inside = (y_all >= 0) & (y_all < v)
+                y = torch.where(inside, y_all, torch.full_like(y_all, -1))
+                b = torch.where(
+                    inside, target_weight[r].to(f), torch.zeros((), dtype=f, device=y.device)
+                )
+            cg = sink.chunk(r, hs, a, b, y, c)
+            row_lse = lse_f[r]
+            for start in range(0, v, block):
+                stop = min(start + block, v)
+                z = prep.raw_into(buf[:m, : stop - start], hs, start, stop)
+                deriv = dbuf[:m, : stop - start] if dbuf is not None else None
+                prep.cap_(z, deriv)
+                probs = z.sub_(row_lse[:, None]).exp_()
+                sink.add_block(cg, probs, deriv, start)
+            sink.finish_chunk(cg, r)
+        return sink.result()
+
+
+# ------------------------------------------------------------------------------ fused
+def fused_fits(n_tokens: int, vocab: int, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> bool:
+    """Whether whole vocabulary rows fit the chunk budget (the fused path needs them)."""
+    return plan_chunks(n_tokens, vocab, chunk_elements)[1] == vocab
+
+
+def fused_loss_and_grad(
+    hidden: torch.Tensor,
+    classifier: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    token_weight: torch.Tensor,
+    *,
+    lmap: LogitMap = LogitMap(),
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    need: tuple[bool, bool, bool] = (True, True, True),
+    filter_eps: float | None = None,
+    filter_block: int = DEFAULT_FILTER_BLOCK,
+    rows: torch.Tensor | None = None,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> tuple[SoftmaxStats, LinearGrads]:
+    """Cross-entropy statistics and gradients in one sweep (three ``N*V*D`` matmuls in all).
+
+    The per-token loss is ``l_i = lse_i - (1 - eps) z_i,y_i - (eps / V) sum_j z_ij +
+    lambda lse_i^2``; the gradients are those of ``sum_i token_weight_i * l_i``. ``targets`` must
+    be in ``[0, V)`` on the processed ``rows``. Needs whole vocabulary rows per chunk
+    (:func:`fused_fits`); otherwise use :func:`softmax_stats` then :func:`softmax_grad`.
+    """
+    with torch.no_grad():
+        prep = _Prepared(hidden, classifier, bias, lmap)
+        n, v = hidden.shape[0], prep.vocab
+        f, device = prep.dtype, hidden.device
+        per_chunk, block = plan_chunks(_n_rows(n, rows), v, chunk_elements)
+        if block != v:
+            raise ValueError("fused_loss_and_grad needs whole vocabulary rows per chunk")
+        sink = _GradSink(prep, n, need, filter_eps, filter_block, rows is None)
+        capped = prep.softcap is not None
+        eps_ls = float(label_smoothing)
+        lse = torch.zeros(n, dtype=f, device=device)
+        tgt = torch.zeros(n, dtype=f, device=device)
+        lsum = torch.zeros(n, dtype=f, device=device) if eps_ls else None
+        buf = _buffer(per_chunk, v, hidden, f)
+        dbuf = _buffer(per_chunk, v, hidden, f) if capped and sink.any() else None
+        tiny = torch.finfo(f).tiny * 2**16
+        for r in token_chunks(n, per_chunk, rows):
+            hs = prep.scaled_rows(r)
+            y = targets[r]
+            m = hs.shape[0]
+            z = prep.raw_into(buf[:m], hs, 0, v)
+            deriv = dbuf[:m] if dbuf is not None else None
+            prep.cap_(z, deriv)
+            zy = z.gather(1, y[:, None]).squeeze(1)
+            if lsum is not None:
+                if capped:
+                    lsum[r] = z.sum(1)
+                else:
+                    s_b = prep.bias.sum() if prep.bias is not None else 0.0
+                    lsum[r] = hs @ prep.weight_sum + s_b
+            probs = _softmax_(z)
+            py = probs.gather(1, y[:, None]).squeeze(1)
+            row_lse = zy - torch.log(py)
+            bad = py < tiny
+            if bool(bad.any()):  # p_y underflowed: recompute those rows' log-sum-exp exactly
+                idx = bad.nonzero().squeeze(1)
+                zb = prep.raw_into(_buffer(idx.numel(), v, hidden, f), hs[idx], 0, v)
+                prep.cap_(zb)
+                row_lse[idx] = torch.logsumexp(zb, 1)
+            lse[r] = row_lse
+            tgt[r] = zy
+            if not sink.any():
+                continue
+            w = token_weight[r].to(f)
+            a = w * (1.0 + 2.0 * z_loss * row_lse) if z_loss else w
+            c = w * (eps_ls / v) if eps_ls else None
+            cg = sink.chunk(r, hs, a, w * (1.0 - eps_ls), y, c)
+            sink.add_block(cg, probs, deriv, 0)
+            sink.finish_chunk(cg, r)
+        return SoftmaxStats(lse, tgt, lsum), sink.result()

@@ -1,0 +1,343 @@
+"""The ``cce-torch`` kernel: chunked linear cross-entropy in pure PyTorch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from xent_core import BadParameterError
+
+from .chunked import (
+    LinearGrads,
+    LogitMap,
+    SoftmaxStats,
+    compute_dtype,
+    fused_fits,
+    fused_loss_and_grad,
+    softmax_grad,
+    softmax_stats,
+)
+from .semantics import REDUCTIONS, reduce_tokens, resolve_filter_eps, token_losses, token_weights
+
+
+@dataclass(frozen=True)
+class _Config:
+    ignore_index: int
+    reduction: str
+    lmap: LogitMap
+    label_smoothing: float
+    z_loss: float
+    filter_eps: float | None
+    chunk_elements: int
+    filter_block: int
+
+
+def _cast(grad: torch.Tensor | None, like: torch.Tensor | None) -> torch.Tensor | None:
+    if grad is None or like is None:
+        return None
+    return grad if grad.dtype == like.dtype else grad.to(like.dtype)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Loss and per-token lse; gradients formed in forward when the reduction allows it.
+
+    With ``mean``/``sum`` the weight of every token is known in forward, so the gradients are
+    accumulated chunk by chunk during the forward sweep (three ``N*V*D`` matmuls in all) and
+    backward only scales them by the incoming scalar. With ``none`` (per-token upstream
+    gradients) backward recomputes the logits from the saved lse (four matmuls in all).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        hidden: torch.Tensor,
+        classifier: torch.Tensor,
+        bias: torch.Tensor | None,
+        targets: torch.Tensor,
+        cfg: _Config,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        n, v = hidden.shape[0], classifier.shape[0]
+        valid = targets != cfg.ignore_index
+        n_valid = int(valid.sum())
+        rows = None if n_valid == n else valid.nonzero().squeeze(1)
+        need = (
+            bool(ctx.needs_input_grad[0]),
+            bool(ctx.needs_input_grad[1]),
+            bool(ctx.needs_input_grad[2]) and bias is not None,
+        )
+        ctx.grads = None
+        stats: SoftmaxStats
+        if n_valid == 0:
+            f = compute_dtype(hidden, classifier, bias)
+            zeros = torch.zeros(n, dtype=f, device=hidden.device)
+            stats = SoftmaxStats(zeros, zeros, zeros)
+        elif fused_fits(n_valid, v, cfg.chunk_elements) and (
+            cfg.reduction != "none" or not any(need)
+        ):
+            w = token_weights(valid, cfg.reduction, compute_dtype(hidden, classifier, bias))
+            stats, grads = fused_loss_and_grad(
+                hidden,
+                classifier,
+                bias,
+                targets,
+                w,
+                lmap=cfg.lmap,
+                label_smoothing=cfg.label_smoothing,
+                z_loss=cfg.z_loss,
+                need=need,
+                filter_eps=cfg.filter_eps,
+                filter_block=cfg.filter_block,
+                rows=rows,
+                chunk_elements=cfg.chunk_elements,
+            )
+            if any(need):
+                ctx.grads = LinearGrads(
+                    _cast(grads.hidden, hidden),
+                    _cast(grads.classifier, classifier),
+                    _cast(grads.bias, bias),
+                )
+        else:
+            stats = softmax_stats(
+                hidden,
+                classifier,
+                bias,
+                lmap=cfg.lmap,
+                targets=targets,
+                logit_sum=cfg.label_smoothing > 0,
+                rows=rows,
+                chunk_elements=cfg.chunk_elements,
+            )
+        assert stats.target_logit is not None
+        per_token = token_losses(
+            stats.lse,
+            stats.target_logit,
+            stats.logit_sum,
+            valid,
+            vocab=v,
+            label_smoothing=cfg.label_smoothing,
+            z_loss=cfg.z_loss,
+        )
+        loss = reduce_tokens(per_token, valid, cfg.reduction)
+        lse = stats.lse
+        ctx.save_for_backward(hidden, classifier, bias, targets, lse)
+        ctx.cfg, ctx.rows, ctx.valid = cfg, rows, valid
+        ctx.mark_non_differentiable(lse)
+        return loss, lse
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_loss: torch.Tensor, _grad_lse: Any) -> tuple[Any, ...]:  # type: ignore[override]
+        hidden, classifier, bias, targets, lse = ctx.saved_tensors
+        cfg: _Config = ctx.cfg
+        grads: LinearGrads | None = ctx.grads
+        ctx.grads = None  # drop our references so autograd can take the buffers without a copy
+        if grads is not None:
+            g = grad_loss.to(torch.float64 if lse.dtype == torch.float64 else torch.float32)
+            for t in (grads.hidden, grads.classifier, grads.bias):
+                if t is not None:
+                    t.mul_(g.to(t.dtype))
+            return grads.hidden, grads.classifier, grads.bias, None, None
+        need = (
+            bool(ctx.needs_input_grad[0]),
+            bool(ctx.needs_input_grad[1]),
+            bool(ctx.needs_input_grad[2]) and bias is not None,
+        )
+        valid = ctx.valid
+        if ctx.rows is not None and ctx.rows.numel() == 0:
+            return (
+                torch.zeros_like(hidden) if need[0] else None,
+                torch.zeros_like(classifier) if need[1] else None,
+                torch.zeros_like(bias) if need[2] else None,
+                None,
+                None,
+            )
+        f = lse.dtype
+        w = token_weights(valid, cfg.reduction, f) * grad_loss.to(f)
+        a = w * (1.0 + 2.0 * cfg.z_loss * lse) if cfg.z_loss else w
+        eps = cfg.label_smoothing
+        out = softmax_grad(
+            hidden,
+            classifier,
+            bias,
+            lse,
+            softmax_weight=a,
+            targets=targets,
+            target_weight=w * (1.0 - eps),
+            uniform_weight=w * (eps / classifier.shape[0]) if eps else None,
+            lmap=cfg.lmap,
+            need=need,
+            filter_eps=cfg.filter_eps,
+            filter_block=cfg.filter_block,
+            rows=ctx.rows,
+            chunk_elements=cfg.chunk_elements,
+        )
+        return (
+            _cast(out.hidden, hidden),
+            _cast(out.classifier, classifier),
+            _cast(out.bias, bias),
+            None,
+            None,
+        )
+
+
+class _LogSumExp(torch.autograd.Function):
+    """Per-token log-sum-exp of the logits; backward recomputes chunks from the saved lse."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        hidden: torch.Tensor,
+        classifier: torch.Tensor,
+        bias: torch.Tensor | None,
+        lmap: LogitMap,
+        chunk_elements: int,
+    ) -> torch.Tensor:
+        lse = softmax_stats(hidden, classifier, bias, lmap=lmap, chunk_elements=chunk_elements).lse
+        ctx.save_for_backward(hidden, classifier, bias, lse)
+        ctx.lmap, ctx.chunk_elements = lmap, chunk_elements
+        return lse
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_lse: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        hidden, classifier, bias, lse = ctx.saved_tensors
+        need = (
+            bool(ctx.needs_input_grad[0]),
+            bool(ctx.needs_input_grad[1]),
+            bool(ctx.needs_input_grad[2]) and bias is not None,
+        )
+        out = softmax_grad(
+            hidden,
+            classifier,
+            bias,
+            lse,
+            softmax_weight=grad_lse.to(lse.dtype),
+            lmap=ctx.lmap,
+            need=need,
+            chunk_elements=ctx.chunk_elements,
+        )
+        return (
+            _cast(out.hidden, hidden),
+            _cast(out.classifier, classifier),
+            _cast(out.bias, bias),
+            None,
+            None,
+        )
+
+
+def check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise BadParameterError(
+            f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}"
+        )
+
+
+class CCETorchKernel:
+    """Chunked linear cross-entropy in pure PyTorch: O(chunk) memory, no N x V logits.
+
+    Logits ``z = softcap * tanh(logit_scale * (hidden @ classifier.T + bias) / softcap)`` (no
+    tanh without softcap) are formed a chunk of tokens at a time (whole vocabulary rows while
+    ``V * 16 <= chunk_elements``, otherwise vocabulary blocks with an online log-sum-exp). Per
+    non-ignored token ``l = lse - (1 - eps) z_y - (eps / V) sum_j z_j + z_loss * lse^2``.
+    With ``mean``/``sum`` and gradients required, the softmax of each chunk is turned into the
+    gradients of hidden, classifier and bias right away (three N*V*D matmuls in all, as many as
+    materialising the logits), and backward only scales them; with ``none`` backward recomputes
+    the logits from the saved lse. Vocabulary blocks whose softmax entries are all below
+    ``filter_eps`` are left out of the gradient matmuls. fp16/bf16 inputs are computed in fp32
+    (the classifier is upcast once); float64 stays float64.
+
+    Parameters:
+        chunk_elements: logits elements per chunk (memory of one chunk buffer = 4 bytes each).
+        filter_block: vocabulary columns per gradient-filtering block.
+
+    Citation: Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models",
+    arXiv:2411.09009.
+    """
+
+    citation = ("Cut Your Losses in Large-Vocabulary Language Models", "arXiv:2411.09009")
+    capabilities = {
+        "differentiable": True,
+        "devices": ("cpu", "cuda"),
+        "dtypes": ("float16", "bfloat16", "float32", "float64"),
+    }
+
+    def __init__(self, chunk_elements: int = 4194304, filter_block: int = 1024) -> None:
+        if int(chunk_elements) < 1 or int(filter_block) < 1:
+            raise BadParameterError(
+                f"chunk_elements and filter_block must be positive integers, got "
+                f"{chunk_elements!r} and {filter_block!r}"
+            )
+        self.chunk_elements = int(chunk_elements)
+        self.filter_block = int(filter_block)
+
+    def available(self) -> tuple[bool, str]:
+        """Always available: it needs nothing but PyTorch."""
+        return True, f"pure PyTorch {torch.__version__}"
+
+    def linear_cross_entropy(
+        self,
+        hidden: torch.Tensor,
+        classifier: torch.Tensor,
+        targets: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        *,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        softcap: float | None = None,
+        logit_scale: float = 1.0,
+        label_smoothing: float = 0.0,
+        z_loss: float = 0.0,
+        filter_eps: float | str | None = None,
+        return_lse: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(loss, lse)``: the reduced loss (fp32) and the per-token lse (N,), detached.
+
+        ``lse`` is 0 at ignored tokens (they are skipped entirely); it costs nothing here, and
+        ``return_lse=False`` only returns ``None`` in its place.
+        """
+        check_reduction(reduction)
+        cfg = _Config(
+            ignore_index=int(ignore_index),
+            reduction=reduction,
+            lmap=LogitMap(float(logit_scale), None if softcap is None else float(softcap)),
+            label_smoothing=float(label_smoothing),
+            z_loss=float(z_loss),
+            filter_eps=resolve_filter_eps(filter_eps, hidden.dtype),
+            chunk_elements=self.chunk_elements,
+            filter_block=self.filter_block,
+        )
+        loss, lse = _LinearCrossEntropy.apply(hidden, classifier, bias, targets, cfg)
+        return loss, (lse if return_lse else None)
+
+    def logsumexp(
+        self,
+        hidden: torch.Tensor,
+        classifier: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        *,
+        softcap: float | None = None,
+        logit_scale: float = 1.0,
+    ) -> torch.Tensor:
+        """Per-token ``logsumexp_j z_ij`` (N,), differentiable, chunked (fp32; fp64 for fp64)."""
+        lmap = LogitMap(float(logit_scale), None if softcap is None else float(softcap))
+        return _LogSumExp.apply(hidden, classifier, bias, lmap, self.chunk_elements)
+
+    def token_entropy(
+        self,
+        hidden: torch.Tensor,
+        classifier: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        *,
+        softcap: float | None = None,
+        logit_scale: float = 1.0,
+    ) -> torch.Tensor:
+        """Entropy in nats of each token's softmax, ``lse - sum_j p_j z_j`` (N,), no grad."""
+        lmap = LogitMap(float(logit_scale), None if softcap is None else float(softcap))
+        stats = softmax_stats(
+            hidden, classifier, bias, lmap=lmap, entropy=True, chunk_elements=self.chunk_elements
+        )
+        assert stats.entropy is not None
+        return stats.entropy

@@ -1,0 +1,153 @@
+"""Common ground of the kernels that wrap another implementation (PyTorch's own, peers).
+
+A wrapped implementation is called with ``reduction="sum"`` (or ``"none"``) and xent divides by
+the number of non-ignored tokens itself, so every kernel gives 0, not NaN, when all tokens are
+ignored. ``logit_scale`` is applied to the hidden states and bias before the call
+(``s * (h . w + b) = (s h) . w + s b``). Options the wrapped code lacks raise
+:class:`~xent_core.BadParameterError` naming the kernels that have them. ``lse`` is not something
+the wrapped code returns: when asked for it, it is computed by one extra chunked pass (no grad).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from xent_core import BadParameterError
+
+from .chunked import LogitMap, softmax_stats
+from .semantics import REDUCTIONS
+
+
+class WrappedKernel:
+    """Base of kernels that call an outside implementation of linear cross-entropy."""
+
+    kernel_name: ClassVar[str] = "wrapped"
+    #: options the wrapped code supports, among bias, softcap, label_smoothing, z_loss, none
+    supports: ClassVar[frozenset[str]] = frozenset()
+
+    def _unsupported(self, option: str) -> BadParameterError:
+        return BadParameterError(
+            f"kernel {self.kernel_name!r} does not support {option}; "
+            "use impl='cce-torch' (or 'cce-triton' on CUDA) which supports every option"
+        )
+
+    def _check(
+        self,
+        bias: torch.Tensor | None,
+        reduction: str,
+        softcap: float | None,
+        label_smoothing: float,
+        z_loss: float,
+    ) -> None:
+        if reduction not in REDUCTIONS:
+            raise BadParameterError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        wanted = {
+            "bias": bias is not None,
+            "softcap": softcap is not None,
+            "label_smoothing": bool(label_smoothing),
+            "z_loss": bool(z_loss),
+            "none": reduction == "none",
+        }
+        for option, used in wanted.items():
+            if used and option not in self.supports:
+                name = "reduction='none'" if option == "none" else option
+                raise self._unsupported(name)
+
+    def _call(
+        self,
+        hidden: torch.Tensor,
+        classifier: torch.Tensor,
+        targets: torch.Tensor,
+        bias: torch.Tensor | None,
+        *,
+        ignore_index: int,
+        reduction: str,
+        softcap: float | None,
+        label_smoothing: float,
+        z_loss: float,
+        filter_eps: float | str | None,
+    ) -> torch.Tensor:
+        """The wrapped call with ``reduction`` in ``("sum", "none")``."""
+        raise NotImplementedError
+
+    def linear_cross_entropy(
+        self,
+        hidden: torch.Tensor,
+        classifier: torch.Tensor,
+        targets: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        *,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        softcap: float | None = None,
+        logit_scale: float = 1.0,
+        label_smoothing: float = 0.0,
+        z_loss: float = 0.0,
+        filter_eps: float | str | None = None,
+        return_lse: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(loss, lse)``; ``lse`` costs one extra chunked pass (``return_lse=False`` skips it)."""
+        self._check(bias, reduction, softcap, label_smoothing, z_loss)
+        h, b = hidden, bias
+        if logit_scale != 1.0:
+            h = hidden * logit_scale
+            b = None if bias is None else bias * logit_scale
+        out = self._call(
+            h,
+            classifier,
+            targets,
+            b,
+            ignore_index=ignore_index,
+            reduction="none" if reduction == "none" else "sum",
+            softcap=softcap,
+            label_smoothing=label_smoothing,
+            z_loss=z_loss,
+            filter_eps=filter_eps,
+        ).float()
+        if reduction == "mean":
+            out = out / (targets != ignore_index).sum().clamp_min(1).to(out.dtype)
+        elif reduction == "none":
+            out = torch.where(targets != ignore_index, out, torch.zeros_like(out))
+        lse = None
+        if return_lse:
+            lmap = LogitMap(float(logit_scale), softcap)
+            lse = softmax_stats(hidden.detach(), classifier.detach(), _detach(bias), lmap=lmap).lse
+        return out, lse
+
+    def logsumexp(
+        self,
+        hidden: torch.Tensor,
+        classifier: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        *,
+        softcap: float | None = None,
+        logit_scale: float = 1.0,
+    ) -> torch.Tensor:
+        """Per-token log-sum-exp (N,), differentiable: xent's chunked PyTorch primitive."""
+        from .torch_kernel import CCETorchKernel
+
+        return CCETorchKernel().logsumexp(
+            hidden, classifier, bias, softcap=softcap, logit_scale=logit_scale
+        )
+
+    def token_entropy(
+        self,
+        hidden: torch.Tensor,
+        classifier: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        *,
+        softcap: float | None = None,
+        logit_scale: float = 1.0,
+    ) -> torch.Tensor:
+        """Entropy in nats of each token's softmax (N,): xent's chunked PyTorch primitive."""
+        from .torch_kernel import CCETorchKernel
+
+        return CCETorchKernel().token_entropy(
+            hidden, classifier, bias, softcap=softcap, logit_scale=logit_scale
+        )
+
+
+def _detach(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.detach()
