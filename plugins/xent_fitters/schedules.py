@@ -422,6 +422,7 @@ def huber_least_squares(
     *,
     weights: np.ndarray | None = None,
     max_evals: int = 400,
+    tol: float = 1e-8,
 ) -> LsqFit:
     """Minimise ``sum_i w_i huber_delta(log_pred_i(theta) - log_y_i)`` within bounds.
 
@@ -429,6 +430,8 @@ def huber_least_squares(
     of ``scipy.optimize.least_squares`` (``trf``, robust loss), which uses the full Jacobian
     ``log_pred_jac(theta) -> (log_pred (n,), d log_pred / d theta (n, k))`` and so needs far
     fewer evaluations than a gradient-only method on the long valleys of the curve laws.
+    ``tol`` is its ``ftol``/``xtol``/``gtol``: 1e-8 stops once the objective stalls at about
+    1e-8 relative (the parameters still drift along flat valleys beyond that, to no effect).
     """
     from scipy.optimize import least_squares
 
@@ -468,9 +471,9 @@ def huber_least_squares(
         f_scale=1.0,
         x_scale="jac",
         max_nfev=max_evals,
-        ftol=1e-12,
-        xtol=1e-12,
-        gtol=1e-12,
+        ftol=tol,
+        xtol=tol,
+        gtol=tol,
     )
     r = fun(res.x)
     h = huber(r, delta)
