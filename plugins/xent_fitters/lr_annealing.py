@@ -25,9 +25,16 @@ import numpy as np
 from xent_core import BadParameterError, FitError
 
 from .engine import Problem, bootstrap_fit, global_search
-from .multi_power import _check_params, decay_start
+from .multi_power import decay_start
 from .result import summarise_samples
-from .schedules import CurveFitResult, check_curves, curve_metrics, mean_metrics, plot_curve_result
+from .schedules import (
+    CurveFitResult,
+    check_curves,
+    check_given_params,
+    curve_metrics,
+    mean_metrics,
+    plot_curve_result,
+)
 
 PARAM_NAMES = ("L0", "A", "alpha", "C")
 _THETA_NAMES = ("L0", "log_A", "alpha", "log_C")
@@ -131,7 +138,7 @@ class LRAnnealingLaw:
 
     def with_params(self, **params: float) -> CurveFitResult:
         """A result holding given parameters ``L0, A, alpha, C`` (uses this law's lambda)."""
-        p = _check_params(params, PARAM_NAMES, "lr-annealing")
+        p = check_given_params(params, PARAM_NAMES, "lr-annealing")
         return self._result(p, 0.999 if self.decay_factor is None else self.decay_factor)
 
     @classmethod

@@ -32,6 +32,7 @@ from .result import summarise_samples
 from .schedules import (
     CurveFitResult,
     check_curves,
+    check_given_params,
     curve_metrics,
     huber_least_squares,
     mean_metrics,
@@ -148,25 +149,6 @@ def mpl_predict(
     return params["L0"] + params["A"] * S1 ** (-params["alpha"]) - params["B"] * ld
 
 
-def _check_params(params: Mapping[str, Any], names: Sequence[str], law: str) -> dict[str, float]:
-    if set(params) != set(names):
-        missing = [n for n in names if n not in params]
-        unknown = [n for n in params if n not in names]
-        raise BadParameterError(
-            f"{law} parameters are {list(names)}; missing {missing}, unknown {unknown}"
-        )
-    out = {}
-    for n in names:
-        try:
-            v = float(params[n])
-        except (TypeError, ValueError):
-            raise BadParameterError(f"{law} parameter {n!r} must be a number") from None
-        if not np.isfinite(v):
-            raise BadParameterError(f"{law} parameter {n!r} must be finite, got {v}")
-        out[n] = v
-    return out
-
-
 class MultiPowerLaw:
     """Multi-Power Law: loss curves under any learning-rate schedule, from a few fitted runs.
 
@@ -236,7 +218,9 @@ class MultiPowerLaw:
 
     def with_params(self, **params: float) -> CurveFitResult:
         """A result holding given parameters (e.g. the published ones), ready to evaluate."""
-        p = _check_params(params, PARAM_NAMES, "multi-power")
+        p = check_given_params(params, PARAM_NAMES, "multi-power")
+        if p["C"] < 0:
+            raise BadParameterError(f"multi-power parameter 'C' must be >= 0, got {p['C']}")
         return CurveFitResult(
             model="multi-power",
             params=p,

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from xent_core import BadInputError
+from xent_core import BadInputError, BadParameterError
 
 from .result import FitResult
 
@@ -229,6 +229,28 @@ def check_curve(
         if (loss <= 0).any():
             raise BadInputError(f"{where}: losses must be > 0")
         out["loss"] = loss
+    return out
+
+
+def check_given_params(
+    params: Mapping[str, Any], names: Sequence[str], law: str
+) -> dict[str, float]:
+    """Given parameter values as floats: exactly ``names``, each a finite number."""
+    if set(params) != set(names):
+        missing = [n for n in names if n not in params]
+        unknown = [n for n in params if n not in names]
+        raise BadParameterError(
+            f"{law} parameters are {list(names)}; missing {missing}, unknown {unknown}"
+        )
+    out = {}
+    for n in names:
+        try:
+            v = float(params[n])
+        except (TypeError, ValueError):
+            raise BadParameterError(f"{law} parameter {n!r} must be a number") from None
+        if not np.isfinite(v):
+            raise BadParameterError(f"{law} parameter {n!r} must be finite, got {v}")
+        out[n] = v
     return out
 
 

@@ -158,6 +158,8 @@ def test_given_parameters_are_checked():
         LRAnnealingLaw.from_params(L0=3.0, A=0.5, alpha=0.5, C=0.4, B=1.0)
     with pytest.raises(BadParameterError, match="finite"):
         LRAnnealingLaw.from_params(L0=np.nan, A=0.5, alpha=0.5, C=0.4)
+    with pytest.raises(BadParameterError, match="'C' must be >= 0"):
+        MultiPowerLaw.from_params(L0=3.0, A=0.5, alpha=0.5, B=300.0, C=-1.0, beta=0.5, gamma=0.5)
     with pytest.raises(BadParameterError):
         MultiPowerLaw(huber_delta=0)
     with pytest.raises(BadParameterError):
