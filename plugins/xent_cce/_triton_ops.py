@@ -99,6 +99,9 @@ def row_stats(
     n, d = hidden.shape
     v = classifier.shape[0]
     acc_torch, acc_tl, prec = _acc_types(hidden.dtype, hidden.device)
+    if n == 0:
+        empty = hidden.new_zeros((0,), dtype=acc_torch)
+        return RowStats(lse=empty, target_logit=empty, logit_sum=empty, entropy=empty)
     splits = opts.n_splits or _default_splits(n, v, hidden.device)
     want_target = targets is not None
     fields = 2 + int(want_target) + int(want_sum) + int(want_entropy)
@@ -194,7 +197,7 @@ def row_grads(
     if not need_dc:
         dc_out, rows = None, v
     elif chunked:
-        dc_out = torch.empty_like(classifier)
+        dc_out = torch.empty_like(classifier) if n > 0 else torch.zeros_like(classifier)
         rows = _chunk_rows(v, d, opts)
     else:
         dc_out = torch.zeros((v, d), dtype=buf_dtype, device=dev)
@@ -206,7 +209,7 @@ def row_grads(
     cache = getattr(tuned_kernel, "cache", None) if fixed is None else None
 
     with torch.cuda.device(dev) if hidden.is_cuda else nullcontext():
-        for v_lo in range(0, v, rows):
+        for v_lo in range(0, v if n > 0 else 0, rows):
             v_hi = min(v, v_lo + rows)
             if chunked and v_lo > 0:
                 dc.zero_()

@@ -177,6 +177,18 @@ def test_all_tokens_ignored_gives_zero_loss_and_zero_grads(reduction):
         assert torch.isfinite(g).all() and torch.all(g == 0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+def test_no_tokens(dtype):
+    h, c, b, t = make_inputs(0, 131, 33, dtype, bias=True)
+    kernel = CCETritonKernel()
+    loss, lse = kernel.linear_cross_entropy(h, c, t, b, label_smoothing=0.1)
+    assert loss.item() == 0 and lse.shape == (0,)
+    for g in torch.autograd.grad(loss, [h, c, b]):
+        assert torch.all(g == 0)
+    assert kernel.logsumexp(h, c, b).shape == (0,)
+    assert kernel.token_entropy(h, c, b).shape == (0,)
+
+
 def test_custom_ignore_index_that_is_a_class_id():
     h, c, b, t = make_inputs(37, 131, 33, torch.float32, bias=True)
     t[::3] = 0
