@@ -19,6 +19,7 @@ gradients.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -41,55 +42,93 @@ class Spec(NamedTuple):
     chunk_size: int = 256
 
 
-def _capped_logits(
-    h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, softcap: float | None
+def _tempered_logits(
+    h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, spec: Spec
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(z, tanh)``: soft-capped logits and, with a softcap, ``tanh(z_raw / c)`` for the chain rule."""
-    z = h @ w.T
-    if b is not None:
-        z.add_(b)
-    if softcap is None:
-        return z, None
-    th = z.div_(softcap).tanh_()
-    return th * softcap, th
+    """``(u, tanh)`` with ``u = cap(h W^T + b) / T``; ``tanh(z / c)`` is kept for the chain rule.
+
+    Without a softcap the temperature is folded into the small ``(chunk, D)`` operand, so the
+    ``(chunk, V)`` block is touched only by the matmul.
+    """
+    inv_t = 1.0 / spec.temperature
+    if spec.softcap is None:
+        hs = h * inv_t if inv_t != 1.0 else h
+        if b is None:
+            return hs @ w.T, None
+        return torch.addmm(b * inv_t if inv_t != 1.0 else b, hs, w.T), None
+    z = h @ w.T if b is None else torch.addmm(b, h, w.T)
+    th = z.div_(spec.softcap).tanh_()
+    return th * (spec.softcap * inv_t), th
 
 
-def _log_softmax_(z: torch.Tensor, temperature: float) -> torch.Tensor:
-    """In-place ``log_softmax(z / T)``."""
-    if temperature != 1.0:
-        z.div_(temperature)
-    z.sub_(z.amax(-1, keepdim=True))  # shift first: z - lse then keeps full precision
-    return z.sub_(torch.logsumexp(z, -1, keepdim=True))
+def _softmax_stats(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Row max ``m``, ``e = exp(u - m)`` (a new block) and its row sums ``s``."""
+    m = u.amax(-1, keepdim=True)
+    e = torch.sub(u, m).exp_()
+    return m, e, e.sum(-1, keepdim=True)
+
+
+def _kd_block(
+    make_ut: Callable[[], torch.Tensor],
+    make_us: Callable[[], torch.Tensor],
+    spec: Spec,
+    row_factor: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """KD on one block with at most three ``(chunk, V)`` blocks alive.
+
+    ``KL(p || q) = sum_c p_c (u'_t,c - u'_s,c) + log s_s - log s_t`` with shifted logits
+    ``u' = u - max u``, ``p = exp(u'_t) / s_t``: the teacher block is reduced to its row sums
+    before the student block is formed. Returns values, the teacher's log-partition and, if
+    ``row_factor`` is given, ``d(sum_i f_i L_i)/du_s = f * scale * (q - p)``.
+    """
+    ut = make_ut()
+    m_t = ut.amax(-1, keepdim=True)
+    e_t = ut.sub_(m_t).exp()
+    s_t = e_t.sum(-1, keepdim=True)
+    cross_t = ut.mul_(e_t).sum(-1, keepdim=True)
+    del ut
+    us = make_us()
+    m_s = us.amax(-1, keepdim=True)
+    e_s = us.sub_(m_s).exp()
+    s_s = e_s.sum(-1, keepdim=True)
+    cross_s = us.mul_(e_t).sum(-1, keepdim=True)
+    del us
+    log_s_t = s_t.log()
+    values = ((cross_t - cross_s) / s_t + (s_s.log() - log_s_t)).squeeze(-1) * spec.scale
+    lse_t = (m_t + log_s_t).squeeze(-1)
+    if row_factor is None:
+        return values, lse_t, None
+    f = row_factor[:, None] * spec.scale
+    return values, lse_t, e_s.mul_(f / s_s).sub_(e_t.mul_(f / s_t))
 
 
 def _block(
-    zs: torch.Tensor, zt: torch.Tensor, spec: Spec, want_grad: bool
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-row values and (optionally) ``dL/dz_s`` of one block; consumes ``zs`` and ``zt``."""
-    ls = _log_softmax_(zs, spec.temperature)
-    lt = _log_softmax_(zt, spec.temperature)
-    if spec.kind == "kd":
-        p = torch.exp(lt)
-        # KL(p || q) = sum p (log p - log q), formed in place in lt (no extra block)
-        values = lt.sub_(ls).mul_(p).sum(-1)
-        g = ls.exp_().sub_(p).mul_(spec.scale / spec.temperature) if want_grad else None
-        return values * spec.scale, g
+    us: torch.Tensor, ut: torch.Tensor, spec: Spec, row_factor: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One JSD block: per-row values, the teacher's per-row log-partition (for the finiteness
+    check) and, if ``row_factor`` is given, ``d(sum_i f_i L_i)/du_s``. Consumes ``us``, ``ut``."""
+    m_s, e_s, s_s = _softmax_stats(us)
+    m_t, e_t, s_t = _softmax_stats(ut)
+    log_s_s, log_s_t = s_s.log(), s_t.log()
+    lse_t = (m_t + log_s_t).squeeze(-1)
+    ls = us.sub_(m_s).sub_(log_s_s)
+    lt = ut.sub_(m_t).sub_(log_s_t)
     values = generalized_jsd(lt, ls, spec.beta, spec.normalize)
-    if not want_grad:
-        return values, None
+    if row_factor is None:
+        return values, lse_t, None
     beta = spec.beta
-    q = ls.exp()
+    q = e_s.div_(s_s)
     if beta <= 0.0 or beta >= 1.0:
         if not spec.normalize:
-            return values, torch.zeros_like(q)
+            return values, lse_t, torch.zeros_like(q)
         if beta <= 0.0:
-            return values, q.sub_(lt.exp_()).div_(spec.temperature)
-        gq = ls - lt  # reverse KL: d/dq_c = log(q_c / p_c) + 1 (the constant cancels)
+            return values, lse_t, q.sub_(e_t.div_(s_t)).mul_(row_factor[:, None])
+        gq = ls.sub_(lt)  # reverse KL: d/dq_c = log(q_c / p_c) + 1 (the constant cancels)
     else:
-        log_m_over_q = log_mix_ratio(lt - ls, beta)
-        gq = log_m_over_q.mul_(-1.0 / beta if spec.normalize else -(1.0 - beta))
+        gq = log_mix_ratio(lt.sub_(ls), beta)  # log(m / q)
+        gq.mul_(-1.0 / beta if spec.normalize else -(1.0 - beta))
     mean_g = (q * gq).sum(-1, keepdim=True)
-    return values, gq.sub_(mean_g).mul_(q).div_(spec.temperature)
+    return values, lse_t, gq.sub_(mean_g).mul_(q).mul_(row_factor[:, None])
 
 
 def _run(
@@ -111,28 +150,50 @@ def _run(
     tbc = None if tb is None else tb.to(dtype)
     n = h.shape[0]
     values = torch.empty(n, dtype=dtype, device=h.device)
+    teacher_ok = torch.ones((), dtype=torch.bool, device=h.device)
     gh = torch.empty(n, h.shape[1], dtype=dtype, device=h.device) if want_grad else None
     gw = torch.zeros_like(wc) if want_grad else None
     gb = torch.zeros_like(bc) if (want_grad and bc is not None) else None
+    inv_t = 1.0 / spec.temperature
     step = spec.chunk_size
     for start in range(0, n, step):
         end = min(start + step, n)
         hc = h[start:end].to(dtype)
-        zs, tanh_s = _capped_logits(hc, wc, bc, spec.softcap)
-        zt, _ = _capped_logits(th[start:end].to(dtype), twc, tbc, spec.softcap)
-        v, g = _block(zs, zt, spec, want_grad)
+        thc = th[start:end].to(dtype)
+        # du/dz = 1/T, so the row factor carries the 1/T of the chain rule
+        factor = None
+        if want_grad:
+            assert row_weight is not None
+            factor = row_weight[start:end].to(dtype) * inv_t
+        tanh_s: list[torch.Tensor | None] = [None]
+
+        def student(hc: torch.Tensor = hc, keep: list = tanh_s) -> torch.Tensor:
+            u, keep[0] = _tempered_logits(hc, wc, bc, spec)
+            return u
+
+        def teacher(thc: torch.Tensor = thc) -> torch.Tensor:
+            return _tempered_logits(thc, twc, tbc, spec)[0]
+
+        if spec.kind == "kd":
+            v, lse_t, g = _kd_block(teacher, student, spec, factor)
+        else:
+            v, lse_t, g = _block(student(), teacher(), spec, factor)
         values[start:end] = v
-        del zs, zt
-        if not want_grad:
+        teacher_ok &= torch.isfinite(lse_t).all()
+        if g is None:
             continue
-        assert g is not None and gh is not None and gw is not None and row_weight is not None
-        if tanh_s is not None:
-            g.mul_(tanh_s.square_().neg_().add_(1.0))
-        g.mul_(row_weight[start:end, None].to(dtype))
+        assert gh is not None and gw is not None
+        if tanh_s[0] is not None:  # d cap(z) / dz = 1 - tanh^2
+            g.mul_(tanh_s[0].square_().neg_().add_(1.0))
         gh[start:end] = g @ wc
         gw.addmm_(g.T, hc)
         if gb is not None:
             gb.add_(g.sum(0))
+    if not bool(teacher_ok):
+        raise BadInputError(
+            "the teacher logits (teacher_hidden @ teacher_classifier^T + teacher_bias) contain "
+            "NaN or inf"
+        )
     return values, gh, gw, gb
 
 
@@ -172,9 +233,11 @@ class _LinearDistill(torch.autograd.Function):
             if gh is None:
                 raise RuntimeError("linear distillation ran without gradients (no_grad forward)")
             dh, dw, db = ctx.dtypes
-            out_h = (gh * grad_out).to(dh)
-            out_w = (gw * grad_out).to(dw)
-            out_b = None if gb is None else (gb * grad_out).to(db)
+            if grad_out.numel() != 1 or float(grad_out) != 1.0:  # usually 1: skip a V x D pass
+                gh, gw = gh * grad_out, gw * grad_out
+                gb = None if gb is None else gb * grad_out
+            out_h, out_w = gh.to(dh), gw.to(dw)
+            out_b = None if gb is None else gb.to(db)
         else:
             h, w, b, th, tw, tb = ctx.saved_tensors
             _, gh, gw, gb = _run(h, w, b, th, tw, tb, ctx.spec, grad_out, True)
@@ -243,8 +306,6 @@ def linear_distill(
         b = None if b is None else b[:v]
         tb = None if tb is None else tb[:v]
     th = th.detach()
-    if not bool(torch.isfinite(th).all()) or not bool(torch.isfinite(tw).all()):
-        raise BadInputError("teacher_hidden / teacher_classifier contain NaN or inf")
     C.check_num_items(num_items)
     n = h.shape[0]
     valid = C.valid_rows(targets, n, lead, ignore_index, h.device)
