@@ -51,7 +51,8 @@ def _classifier_rows(start: int, stop: int, d: int, block: int = 4096) -> torch.
     """
     out = torch.empty(stop - start, d)
     for b0 in range(start - start % block, stop, block):
-        rows = torch.randn(block, d, generator=torch.Generator().manual_seed(b0)) * d**-0.5
+        seed = 1_000_003 + b0  # not 0: hidden and targets are drawn from seed 0
+        rows = torch.randn(block, d, generator=torch.Generator().manual_seed(seed)) * d**-0.5
         lo, hi = max(start, b0), min(stop, b0 + block)
         out[lo - start : hi - start] = rows[lo - b0 : hi - b0]
     return out

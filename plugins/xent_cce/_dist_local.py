@@ -57,8 +57,31 @@ def _dlogits_draw(z: torch.Tensor, softcap: float | None, logit_scale: float) ->
     return logit_scale * (1.0 - t * t)
 
 
+def _logits_into(
+    flat: torch.Tensor,
+    h: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None,
+    softcap: float | None,
+    logit_scale: float,
+) -> torch.Tensor:
+    """The (N, rows) logits of one chunk, computed in place in the reusable buffer ``flat``."""
+    z = flat[: h.shape[0] * w.shape[0]].view(h.shape[0], w.shape[0])
+    torch.mm(h, w.to(h.dtype).T, out=z)
+    if b is not None:
+        z.add_(b.to(h.dtype))
+    if logit_scale != 1.0:
+        z.mul_(logit_scale)
+    if softcap is not None:
+        z.div_(softcap).tanh_().mul_(softcap)
+    return z
+
+
 class _ChunkedLogSumExp(torch.autograd.Function):
-    """Row-wise log-sum-exp of ``transform(h @ W.T + b)``, recomputing chunks in backward."""
+    """Row-wise log-sum-exp of ``transform(h @ W.T + b)``, recomputing chunks in backward.
+
+    One ``(N, chunk)`` buffer is reused for every chunk (two in backward with a softcap).
+    """
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -74,14 +97,15 @@ class _ChunkedLogSumExp(torch.autograd.Function):
         h = hidden.to(dtype)
         n, v = h.shape[0], classifier.shape[0]
         step = _chunk_rows(n, v, chunk_elements)
+        flat = torch.empty(n * step, dtype=dtype, device=h.device)
         lse = torch.full((n,), -math.inf, dtype=dtype, device=h.device)
         for start in range(0, v, step):
             stop = min(start + step, v)
             b = None if bias is None else bias[start:stop]
-            z = transform_logits(
-                _raw_block(h, classifier[start:stop], b, dtype), softcap, logit_scale
-            )
-            lse = torch.logaddexp(lse, torch.logsumexp(z, dim=1))
+            z = _logits_into(flat, h, classifier[start:stop], b, softcap, logit_scale)
+            shift = z.amax(dim=1)
+            chunk_lse = z.sub_(shift[:, None]).exp_().sum(dim=1).log_().add_(shift)
+            lse = torch.logaddexp(lse, chunk_lse)
         ctx.save_for_backward(hidden, classifier, bias, lse)
         ctx.softcap, ctx.logit_scale, ctx.step = softcap, logit_scale, step
         return lse
@@ -92,8 +116,12 @@ class _ChunkedLogSumExp(torch.autograd.Function):
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         dtype = lse.dtype
         h = hidden.to(dtype)
-        g = grad_lse.to(dtype)[:, None]
-        v = classifier.shape[0]
+        n, v = h.shape[0], classifier.shape[0]
+        cap, scale = ctx.softcap, ctx.logit_scale
+        # d lse_i / d raw_ij = softmax_ij * dz_ij/draw_ij, times the incoming gradient g_i.
+        g = grad_lse.to(dtype)[:, None] * (scale if cap is None else 1.0)
+        flat = torch.empty(n * ctx.step, dtype=dtype, device=h.device)
+        deriv_flat = torch.empty_like(flat) if cap is not None else None
         d_h = torch.zeros_like(h) if need_h else None
         d_w = torch.empty(classifier.shape, dtype=dtype, device=h.device) if need_w else None
         d_b = torch.empty(v, dtype=dtype, device=h.device) if need_b and bias is not None else None
@@ -101,17 +129,17 @@ class _ChunkedLogSumExp(torch.autograd.Function):
             stop = min(start + ctx.step, v)
             w = classifier[start:stop]
             b = None if bias is None else bias[start:stop]
-            z = transform_logits(_raw_block(h, w, b, dtype), ctx.softcap, ctx.logit_scale)
-            # d lse / d raw = softmax(z) * dz/draw, scaled by the incoming gradient.
-            d_raw = (
-                torch.exp(z - lse[:, None])
-                .mul_(g)
-                .mul_(_dlogits_draw(z, ctx.softcap, ctx.logit_scale))
-            )
+            z = _logits_into(flat, h, w, b, cap, scale)
+            if deriv_flat is not None:  # s * (1 - tanh^2), tanh = z / cap
+                deriv = deriv_flat[: z.numel()].view_as(z)
+                torch.mul(z, z, out=deriv).mul_(-1.0 / (cap * cap)).add_(1.0).mul_(scale)
+                d_raw = z.sub_(lse[:, None]).exp_().mul_(g).mul_(deriv)
+            else:
+                d_raw = z.sub_(lse[:, None]).exp_().mul_(g)
             if d_h is not None:
                 d_h.addmm_(d_raw, w.to(dtype))
             if d_w is not None:
-                d_w[start:stop] = d_raw.T @ h
+                torch.mm(d_raw.T, h, out=d_w[start:stop])
             if d_b is not None:
                 d_b[start:stop] = d_raw.sum(dim=0)
         return (
@@ -218,9 +246,13 @@ def target_logits(
     softcap: float | None = None,
     logit_scale: float = 1.0,
 ) -> torch.Tensor:
-    """``z_{i, local_ids[i]}`` for every token (N,), gathering N rows; ids must be in range."""
+    """``z_{i, local_ids[i]}`` for every token (N,), gathering N rows; ids must be in range.
+
+    The rows are gathered with a sparse-gradient embedding lookup: their gradient is N rows, added
+    into the classifier's dense gradient, instead of a second (V, D) buffer.
+    """
     dtype = compute_dtype(hidden, classifier, bias)
-    rows = classifier.index_select(0, local_ids).to(dtype)
+    rows = torch.nn.functional.embedding(local_ids, classifier, sparse=True).to(dtype)
     raw = (hidden.to(dtype) * rows).sum(dim=1)
     if bias is not None:
         raw = raw + bias.index_select(0, local_ids).to(dtype)

@@ -245,7 +245,7 @@ def _per_token_loss(
     kernel: Any,
     opt: _Options,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-token losses (N,) (0 where ignored), the global lse (N,) detached, the valid mask."""
+    """Per-token losses (N,), global lse (N,) fp32 detached (both 0 where ignored), valid mask."""
     n, v_local = hidden.shape[0], classifier.shape[0]
     dtype = compute_dtype(hidden, classifier, bias)
     device = hidden.device
@@ -308,7 +308,10 @@ def _per_token_loss(
     if opt.z_loss > 0:
         loss = loss + opt.z_loss * lse.square()
     loss = torch.where(valid, loss, torch.zeros_like(loss))
-    return loss, lse.detach().float(), valid
+    lse = torch.where(
+        valid, lse.detach(), torch.zeros_like(lse)
+    ).float()  # 0 where ignored, as cce-*
+    return loss, lse, valid
 
 
 def _reduce(
@@ -360,7 +363,8 @@ def vocab_parallel_linear_cross_entropy(
     ``sum`` or ``none``; ``softcap`` (None); ``logit_scale`` (1.0); ``label_smoothing`` (0.0,
     PyTorch semantics); ``z_loss`` (0.0); ``local_kernel`` the per-shard kernel (an object with
     ``logsumexp``, or a registry name; default ``cce-torch`` if registered, else a built-in chunked
-    one); ``return_lse`` also return the global per-token log-sum-exp (N,) fp32, detached.
+    one); ``return_lse`` also return the global per-token log-sum-exp (N,) fp32, detached, 0 at
+    ignored tokens (as the ``cce-*`` kernels).
 
     Citation: Megatron-LM (arXiv:1909.08053), Cut Cross-Entropy (arXiv:2411.09009).
     """
@@ -490,6 +494,14 @@ def _local_linear_cross_entropy(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     h2, t1 = _flatten_inputs(hidden, classifier, targets, bias)
     kernel = resolve_local_kernel(local_kernel)
+    vocab = classifier.shape[0]
+    bad = (t1 != opt.ignore_index) & ((t1 < 0) | (t1 >= vocab))
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise BadInputError(
+            f"{int(bad.sum())} target id(s) outside [0, {vocab}), e.g. target {int(t1[i])} of "
+            f"token {i} (ignore_index is {opt.ignore_index})"
+        )
     if callable(getattr(kernel, "linear_cross_entropy", None)):
         inner = "sum" if reduction == "mean" and num_items is not None else reduction
         loss, lse = kernel.linear_cross_entropy(

@@ -1,8 +1,9 @@
 """Vocab-parallel and data-parallel linear cross-entropy across real processes (gloo, CPU).
 
-One spawn per world size (2 and 4) runs every distributed check; each rank saves what it computed
-and the parent compares it with an independent single-process float64 reference (naive logits and
-``torch.nn.functional.cross_entropy``).
+ONE spawn of 4 gloo processes runs every check twice: over the 4-rank world group, and over two
+independent 2-rank subgroups ({0, 1} and {2, 3}: group ranks differ from global ranks). Each rank
+saves what it computed and the parent compares it with an independent single-process float64
+reference (naive logits and ``torch.nn.functional.cross_entropy``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 
 F64 = torch.float64
 IGNORE = -100
-DTENSOR_WORLDS = (2,)
+WORLD = 4  # processes spawned; the checks run on groups of 4 and of 2
 
 # Every case runs on every rank with the classifier split over the ranks (uneven: V=11 or 37
 # does not divide by 2 or 4; "sizes" gives explicit splits with empty shards).
@@ -116,23 +117,25 @@ def _grad_or_none(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None or t.grad is None else t.grad.detach().clone()
 
 
-def _run_cases(rank: int, world: int, kernel: Any) -> dict[str, Any]:
+def _run_cases(group: Any, kernel: Any) -> dict[str, Any]:
+    import torch.distributed as dist
     from xent_cce.distributed import shard_classifier, vocab_parallel_linear_cross_entropy
 
+    world = dist.get_world_size(group)
     out: dict[str, Any] = {}
     for i, case in enumerate(CASES):
         inp = make_inputs(case, seed=100 + i)
         dtype = case.get("dtype", F64)
         sizes = _split_sizes(case, world)
-        shard, start = shard_classifier(inp["classifier"].to(dtype), None, sizes=sizes)
+        shard, start = shard_classifier(inp["classifier"].to(dtype), group, sizes=sizes)
         shard.requires_grad_(True)
         bias = None
         if inp["bias"] is not None:
-            bias, _ = shard_classifier(inp["bias"].to(dtype), None, sizes=sizes)
+            bias, _ = shard_classifier(inp["bias"].to(dtype), group, sizes=sizes)
             bias.requires_grad_(True)
         hidden = inp["hidden"].to(dtype).requires_grad_(True)
         loss, lse = vocab_parallel_linear_cross_entropy(
-            hidden, shard, inp["targets"], group=None, vocab_start=start, bias_shard=bias,
+            hidden, shard, inp["targets"], group=group, vocab_start=start, bias_shard=bias,
             local_kernel=kernel, return_lse=True, **_options(case),
         )  # fmt: skip
         upstream = inp["upstream"].to(dtype) if loss.dim() else torch.ones((), dtype=dtype)
@@ -144,20 +147,20 @@ def _run_cases(rank: int, world: int, kernel: Any) -> dict[str, Any]:
     return out
 
 
-def _run_bad_targets(rank: int, world: int, kernel: Any) -> dict[str, str]:
+def _run_bad_targets(group: Any, kernel: Any) -> dict[str, str]:
     from xent_cce.distributed import shard_classifier, vocab_parallel_linear_cross_entropy
 
     from xent_core import BadInputError
 
     inp = make_inputs(CASES[0], seed=100)
-    shard, start = shard_classifier(inp["classifier"], None)
+    shard, start = shard_classifier(inp["classifier"], group)
     results = {}
     for label, bad_id in (("too-large", CASES[0]["V"]), ("negative", -3)):
         targets = inp["targets"].clone()
         targets[4] = bad_id
         try:
             vocab_parallel_linear_cross_entropy(
-                inp["hidden"], shard, targets, group=None, vocab_start=start, local_kernel=kernel
+                inp["hidden"], shard, targets, group=group, vocab_start=start, local_kernel=kernel
             )
             results[label] = "no error"
         except BadInputError as exc:
@@ -165,7 +168,7 @@ def _run_bad_targets(rank: int, world: int, kernel: Any) -> dict[str, str]:
     # Overlapping shards: every rank claims rows from 0.
     try:
         vocab_parallel_linear_cross_entropy(
-            inp["hidden"], shard, inp["targets"], group=None, vocab_start=0, local_kernel=kernel
+            inp["hidden"], shard, inp["targets"], group=group, vocab_start=0, local_kernel=kernel
         )
         results["overlap"] = "no error"
     except BadInputError as exc:
@@ -173,8 +176,7 @@ def _run_bad_targets(rank: int, world: int, kernel: Any) -> dict[str, str]:
     return results
 
 
-def _run_dtensor(rank: int, world: int, kernel: Any) -> dict[str, Any]:
-    import torch.distributed as dist
+def _run_dtensor(kernel: Any) -> dict[str, Any]:
     from torch.distributed.tensor import Replicate, Shard, distribute_tensor, init_device_mesh
     from xent_cce.distributed import distributed_linear_cross_entropy
 
@@ -183,8 +185,10 @@ def _run_dtensor(rank: int, world: int, kernel: Any) -> dict[str, Any]:
     case = CASES[1]  # bias + softcap + scale, reduction="sum"
     inp = make_inputs(case, seed=101)
     opts = _options(case)
-    mesh = init_device_mesh("cpu", (world,))
-    out: dict[str, Any] = {}
+    # A 2-D (dp, tp) mesh over the 4 ranks, and its 1-D "tp" sub-mesh (2 ranks).
+    mesh2 = init_device_mesh("cpu", (WORLD // 2, 2), mesh_dim_names=("dp", "tp"))
+    mesh = mesh2["tp"]
+    out: dict[str, Any] = {"tp_coordinate": mesh2.get_local_rank("tp")}
 
     def run(h: Any, w: Any, b: Any, **kw: Any) -> dict[str, Any]:
         loss, _ = distributed_linear_cross_entropy(
@@ -214,7 +218,7 @@ def _run_dtensor(rank: int, world: int, kernel: Any) -> dict[str, Any]:
         inp["hidden"].clone().requires_grad_(True),
         leaf(inp["classifier"], [Shard(0)]),
         leaf(inp["bias"], [Shard(0)]),
-        vocab_parallel=dist.group.WORLD,
+        vocab_parallel=mesh.get_group(),
     )
     refusals = {
         "plain-hidden": (inp["hidden"], distribute_tensor(inp["classifier"], mesh, [Shard(0)])),
@@ -234,15 +238,13 @@ def _run_dtensor(rank: int, world: int, kernel: Any) -> dict[str, Any]:
             out["refusals"][label] = "no error"
         except BadInputError as exc:
             out["refusals"][label] = str(exc)
-    # A 2-D (dp, tp) mesh: rows sharded over "tp", replicated over "dp".
-    mesh2 = init_device_mesh("cpu", (world // 2, 2), mesh_dim_names=("dp", "tp"))
+    # On the 2-D mesh: rows sharded over "tp", replicated over "dp".
     rep2 = [Replicate(), Replicate()]
     out["mesh2d"] = run(
         leaf(inp["hidden"], rep2, mesh2),
         leaf(inp["classifier"], [Replicate(), Shard(0)], mesh2),
         leaf(inp["bias"], [Replicate(), Shard(0)], mesh2),
     )
-    out["mesh2d"]["tp_coordinate"] = mesh2.get_local_rank("tp")
     return out
 
 
@@ -286,19 +288,21 @@ def _uneven_bounds(n: int, world: int) -> list[int]:
     return cuts
 
 
-def _run_ddp_training(rank: int, world: int) -> dict[str, torch.Tensor]:
-    """DDP over ``world`` ranks, uneven token slices, 2 accumulated micro-batches per step."""
+def _run_ddp_training(group: Any) -> dict[str, torch.Tensor]:
+    """DDP over ``group``, uneven token slices, 2 accumulated micro-batches per step."""
+    import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
     from xent_cce.distributed import global_num_items
 
     data = training_data()
-    model = DDP(_TinyLM(data["embedding"], data["classifier"]))
+    rank, world = dist.get_rank(group), dist.get_world_size(group)
+    model = DDP(_TinyLM(data["embedding"], data["classifier"]), process_group=group)
     opt = torch.optim.SGD(model.parameters(), lr=data["lr"])
     cuts = _uneven_bounds(data["x"].shape[1], world)
     for step in range(data["steps"]):
         x = data["x"][step, cuts[rank] : cuts[rank + 1]]
         y = data["y"][step, cuts[rank] : cuts[rank + 1]]
-        n_global = global_num_items(y)  # one all-reduce per step, for every micro-batch
+        n_global = global_num_items(y, group=group)  # one all-reduce per step
         halves = [(x[: len(x) // 2], y[: len(y) // 2]), (x[len(x) // 2 :], y[len(y) // 2 :])]
         for j, (xm, ym) in enumerate(halves):
             with model.no_sync() if j == 0 else nullcontext():
@@ -309,19 +313,19 @@ def _run_ddp_training(rank: int, world: int) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.module.named_parameters()}
 
 
-def _run_vocab_parallel_training(rank: int, world: int) -> dict[str, Any]:
+def _run_vocab_parallel_training(group: Any) -> dict[str, Any]:
     """Replicated embedding + this rank's classifier rows, trained with the vocab-parallel loss."""
     from xent_cce.distributed import shard_classifier, vocab_parallel_linear_cross_entropy
 
     data = training_data()
     embedding = torch.nn.Parameter(data["embedding"].clone())
-    shard, start = shard_classifier(data["classifier"], None)
+    shard, start = shard_classifier(data["classifier"], group)
     shard = torch.nn.Parameter(shard)
     opt = torch.optim.SGD([embedding, shard], lr=data["lr"])
     for step in range(data["steps"]):
         hidden = torch.tanh(embedding[data["x"][step]])
         loss = vocab_parallel_linear_cross_entropy(
-            hidden, shard, data["y"][step], group=None, vocab_start=start,
+            hidden, shard, data["y"][step], group=group, vocab_start=start,
             softcap=data["softcap"], label_smoothing=data["label_smoothing"],
             local_kernel=_small_kernel(),
         )  # fmt: skip
@@ -347,24 +351,31 @@ def _registered_kernel_name() -> str | None:
     return "cce-torch"
 
 
-def _worker(rank: int, world: int, port: int, outdir: str) -> None:
+def _checks(group: Any, kernel_name: str | None) -> dict[str, Any]:
+    result: dict[str, Any] = {"kernels": {"builtin": _run_cases(group, _small_kernel())}}
+    if kernel_name is not None:
+        result["kernels"][kernel_name] = _run_cases(group, kernel_name)
+    result["bad_targets"] = _run_bad_targets(group, _small_kernel())
+    result["ddp"] = _run_ddp_training(group)
+    result["vocab_parallel_training"] = _run_vocab_parallel_training(group)
+    return result
+
+
+def _worker(rank: int, port: int, outdir: str) -> None:
     import torch.distributed as dist
 
     torch.set_num_threads(1)
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
     )
     try:
-        result: dict[str, Any] = {"kernels": {}}
-        result["kernels"]["builtin"] = _run_cases(rank, world, _small_kernel())
+        pairs = [dist.new_group([0, 1]), dist.new_group([2, 3])]  # every rank creates both
         name = _registered_kernel_name()
-        if name is not None:
-            result["kernels"][name] = _run_cases(rank, world, name)
-        result["bad_targets"] = _run_bad_targets(rank, world, _small_kernel())
-        if world in DTENSOR_WORLDS:  # importing DTensor costs seconds per process
-            result["dtensor"] = _run_dtensor(rank, world, _small_kernel())
-        result["ddp"] = _run_ddp_training(rank, world)
-        result["vocab_parallel_training"] = _run_vocab_parallel_training(rank, world)
+        result = {
+            "world4": _checks(dist.group.WORLD, name),
+            "world2": _checks(pairs[rank // 2], name),
+            "dtensor": _run_dtensor(_small_kernel()),
+        }
     except Exception:
         result = {"error": traceback.format_exc()}
     finally:
@@ -378,19 +389,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module", params=[2, 4], ids=lambda w: f"world{w}")
-def ranks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+@pytest.fixture(scope="module")
+def spawned(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """What each of the 4 ranks computed (one spawn for the whole module)."""
     import torch.multiprocessing as mp
 
-    world = request.param
-    outdir = tmp_path_factory.mktemp(f"world{world}")
-    mp.spawn(_worker, args=(world, _free_port(), str(outdir)), nprocs=world, join=True)
-    results = [torch.load(outdir / f"rank{r}.pt", weights_only=False) for r in range(world)]
+    outdir = tmp_path_factory.mktemp("gloo")
+    mp.spawn(_worker, args=(_free_port(), str(outdir)), nprocs=WORLD, join=True)
+    results = [torch.load(outdir / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
     errors = [
         f"rank {r} failed:\n{res['error']}" for r, res in enumerate(results) if "error" in res
     ]
     assert not errors, "\n".join(errors)
-    return world, results
+    return results
+
+
+@pytest.fixture(params=[2, 4], ids=lambda w: f"world{w}")
+def ranks(request: pytest.FixtureRequest, spawned: list[dict[str, Any]]) -> Any:
+    """``(world, [(rank in its group, result), ...])`` for groups of ``world`` ranks."""
+    world = request.param
+    return world, [(r % world, res[f"world{world}"]) for r, res in enumerate(spawned)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,21 +449,22 @@ def _close(
 @pytest.mark.parametrize("kernel", ["builtin", "cce-torch"])
 def test_loss_lse_and_both_gradients_match_float64(ranks: Any, kernel: str) -> None:
     world, results = ranks
-    if kernel not in results[0]["kernels"]:
+    if kernel not in results[0][1]["kernels"]:
         pytest.skip(f"kernel {kernel!r} is not registered yet; the built-in one was checked")
     for i, case in enumerate(CASES):
         ref = _reference_grads(case, make_inputs(case, seed=100 + i))
         sizes = _split_sizes(case, world)
-        fp64 = case.get("dtype", F64) == F64 and kernel == "builtin"
-        tol = 1e-10 if fp64 else 2e-5
-        for r, res in enumerate(results):
+        tol = 1e-10 if case.get("dtype", F64) == F64 else 2e-5
+        for r, res in results:
             got = res["kernels"][kernel][case["name"]]
             what = f"{case['name']} world={world} rank={r} kernel={kernel}"
             start = sum(sizes[:r])
             assert got["start"] == start, what
             rows = slice(start, start + sizes[r])
             _close(got["loss"], ref["loss"], tol, f"{what}: loss")
-            _close(got["lse"], ref["lse"], max(tol, 1e-6), f"{what}: lse")
+            valid = make_inputs(case, seed=100 + i)["targets"].reshape(-1) != IGNORE
+            ref_lse = torch.where(valid, ref["lse"], torch.zeros_like(ref["lse"]))
+            _close(got["lse"], ref_lse, max(tol, 1e-6), f"{what}: lse (0 where ignored)")
             _close(got["d_hidden"], ref["d_hidden"], tol, f"{what}: d_hidden")
             _close(got["d_shard"], ref["d_classifier"][rows], tol, f"{what}: d_classifier rows")
             if ref["d_bias"] is not None:
@@ -454,7 +473,7 @@ def test_loss_lse_and_both_gradients_match_float64(ranks: Any, kernel: str) -> N
 
 def test_all_ignored_gives_zero_loss_and_zero_gradients(ranks: Any) -> None:
     _, results = ranks
-    for res in results:
+    for _r, res in results:
         got = res["kernels"]["builtin"]["all-ignored"]
         assert float(got["loss"]) == 0.0
         assert torch.count_nonzero(got["d_hidden"]) == 0
@@ -463,7 +482,7 @@ def test_all_ignored_gives_zero_loss_and_zero_gradients(ranks: Any) -> None:
 
 def test_bad_targets_and_overlapping_shards_raise_on_every_rank(ranks: Any) -> None:
     _, results = ranks
-    for res in results:
+    for _r, res in results:
         bad = res["bad_targets"]
         assert "target 11 of token 4" in bad["too-large"], bad["too-large"]
         assert "global vocabulary size 11" in bad["too-large"]
@@ -471,19 +490,18 @@ def test_bad_targets_and_overlapping_shards_raise_on_every_rank(ranks: Any) -> N
         assert "several" in bad["overlap"], bad["overlap"]
 
 
-def test_dtensor_inputs_are_routed_or_refused(ranks: Any) -> None:
-    world, results = ranks
-    if world not in DTENSOR_WORLDS:
-        pytest.skip(f"DTensor routing is checked at world sizes {DTENSOR_WORLDS} (time budget)")
+def test_dtensor_inputs_are_routed_or_refused(spawned: list[dict[str, Any]]) -> None:
+    """1-D "tp" sub-mesh of 2 ranks, and the 2-D (dp=2, tp=2) mesh."""
     case = CASES[1]
     ref = _reference_grads(case, make_inputs(case, seed=101))
-    chunk = math.ceil(case["V"] / world)  # DTensor's Shard(0) follows torch.chunk
-    for r, res in enumerate(results):
+    half = math.ceil(case["V"] / 2)  # DTensor's Shard(0) follows torch.chunk
+    for r, res in enumerate(spawned):
         dt = res["dtensor"]
-        rows = slice(min(r * chunk, case["V"]), min((r + 1) * chunk, case["V"]))
+        c = dt["tp_coordinate"]
+        rows = slice(min(c * half, case["V"]), min((c + 1) * half, case["V"]))
         for label, cls_rows in (("sharded", rows), ("replicated", slice(None)),
-                                ("plain-hidden-confirmed", rows)):  # fmt: skip
-            got, what = dt[label], f"dtensor {label} world={world} rank={r}"
+                                ("plain-hidden-confirmed", rows), ("mesh2d", rows)):  # fmt: skip
+            got, what = dt[label], f"dtensor {label} rank={r}"
             _close(got["loss"], ref["loss"], 1e-10, f"{what}: loss")
             _close(got["d_hidden"], ref["d_hidden"], 1e-10, f"{what}: d_hidden")
             _close(got["d_shard"], ref["d_classifier"][cls_rows], 1e-10, f"{what}: d_classifier")
@@ -492,13 +510,6 @@ def test_dtensor_inputs_are_routed_or_refused(ranks: Any) -> None:
         assert "vocab_parallel=" in refusals["plain-hidden"], refusals["plain-hidden"]
         assert "hidden.to_local()" in refusals["token-sharded-hidden"]
         assert "Shard(0)" in refusals["classifier-sharded-on-D"]
-        got = dt["mesh2d"]
-        c = got["tp_coordinate"]
-        half = math.ceil(case["V"] / 2)
-        tp_rows = slice(min(c * half, case["V"]), min((c + 1) * half, case["V"]))
-        _close(got["loss"], ref["loss"], 1e-10, f"2-D mesh rank={r}: loss")
-        _close(got["d_hidden"], ref["d_hidden"], 1e-10, f"2-D mesh rank={r}: d_hidden")
-        _close(got["d_shard"], ref["d_classifier"][tp_rows], 1e-10, f"2-D mesh rank={r}")
 
 
 def _single_process_training(vocab_parallel_options: bool) -> dict[str, torch.Tensor]:
@@ -525,7 +536,7 @@ def test_ddp_with_num_items_matches_single_process_training(ranks: Any) -> None:
     ref = _single_process_training(vocab_parallel_options=False)
     start = training_data()
     assert not torch.allclose(ref["classifier"], start["classifier"], atol=1e-3)  # it trained
-    for r, res in enumerate(results):
+    for r, res in results:
         _close(res["ddp"]["embedding"], ref["embedding"], 1e-10, f"DDP rank {r}: embedding")
         _close(res["ddp"]["classifier"], ref["classifier"], 1e-10, f"DDP rank {r}: classifier")
 
@@ -533,7 +544,7 @@ def test_ddp_with_num_items_matches_single_process_training(ranks: Any) -> None:
 def test_vocab_parallel_training_matches_single_process_training(ranks: Any) -> None:
     _world, results = ranks
     ref = _single_process_training(vocab_parallel_options=True)
-    for r, res in enumerate(results):
+    for r, res in results:
         got = res["vocab_parallel_training"]
         rows = slice(got["start"], got["start"] + got["shard"].shape[0])
         _close(got["embedding"], ref["embedding"], 1e-10, f"TP rank {r}: embedding")
