@@ -235,7 +235,8 @@ class _ChunkGrad:
             self.fold = b
         else:
             self.lhs = hs * a[:, None] if need_w else hs
-            self.fold = None if b is None else b / a
+            # a_i = 0 implies b_i = 0 here (else ``scaled``): that row contributes nothing
+            self.fold = None if b is None else torch.where(a != 0, b / a, torch.zeros_like(b))
 
     def form_(self, probs: torch.Tensor, deriv: torch.Tensor | None, start: int) -> torch.Tensor:
         """Turn the probabilities of columns ``start:start+width`` into ``dz`` (in place)."""

@@ -94,18 +94,23 @@ class WrappedKernel:
         if logit_scale != 1.0:
             h = hidden * logit_scale
             b = None if bias is None else bias * logit_scale
+        # fp16/bf16: per-token values, summed here in fp32 (a half-precision sum over the batch
+        # overflows past 65504, e.g. with label smoothing)
+        low = hidden.dtype in (torch.float16, torch.bfloat16) and "none" in self.supports
         out = self._call(
             h,
             classifier,
             targets,
             b,
             ignore_index=ignore_index,
-            reduction="none" if reduction == "none" else "sum",
+            reduction="none" if reduction == "none" or low else "sum",
             softcap=softcap,
             label_smoothing=label_smoothing,
             z_loss=z_loss,
             filter_eps=filter_eps,
         ).float()
+        if low and reduction != "none":
+            out = out.sum()
         if reduction == "mean":
             out = out / (targets != ignore_index).sum().clamp_min(1).to(out.dtype)
         elif reduction == "none":
