@@ -328,7 +328,7 @@ def soft_pair(
             raise BadInputError(
                 f"targets contain class ids >= {logits.shape[-1]}, the aligned vocabulary size"
             )
-        lq = torch.log_softmax(logits / temperature, -1)
+        lq = torch.log_softmax(logits / temperature if temperature != 1.0 else logits, -1)
         lp = torch.log_softmax(t.to(dtype) / temperature, -1)
         return Pair(lq, lp, y)
     if teacher_topk_ids is None and teacher_topk_logprobs is None:

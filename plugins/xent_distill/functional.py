@@ -73,6 +73,15 @@ def _absent(x: torch.Tensor) -> torch.Tensor:
 
 def forward_kl(lp: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
     """KL(p || q) per row."""
+    if not lp.requires_grad:
+        # Constant p (a detached teacher): sum p log p needs no graph, and the cross term is one
+        # product whose backward keeps only p. Rows where 0 * (-inf) made a NaN take the masked path.
+        p = torch.exp(lp)
+        cross = (p * lq).sum(-1)
+        if not bool(torch.isnan(cross).any()):
+            with torch.no_grad():  # 0 * (-inf) = NaN only where p = 0: those terms are 0
+                neg_entropy = (p * lp).nan_to_num_(nan=0.0).sum(-1)
+            return neg_entropy - cross
     zero_p = _absent(lp)
     lp_s = lp.masked_fill(zero_p, 0.0)
     lq_s = lq.masked_fill(zero_p, 0.0)
