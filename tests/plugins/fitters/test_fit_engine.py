@@ -203,7 +203,7 @@ def test_fast_search_equals_exhaustive_on_reduced_grid(chin):
     full = make_grid(CHINCHILLA_GRID, ("a", "b", "e", "alpha", "beta"))
     rng = np.random.default_rng(7)
     grid = full[rng.choice(len(full), 24, replace=False)]
-    fast = global_search(problem, grid, min_survivors=8)
+    fast = global_search(problem, grid, min_survivors=4)
     theta_ref, f_ref = exhaustive_search(problem, grid)
     # scipy's default tolerances stop within ~1e-9 of the optimum; the engine polishes tighter
     assert fast.f <= f_ref * (1 + 1e-12)
