@@ -143,3 +143,22 @@ def test_isoflop_errors():
     concave["loss"] = 3 - 0.1 * (np.log(concave["N"]) - 20) ** 2
     with pytest.raises(BadInputError, match="convex"):
         law.fit(concave)
+
+
+@pytest.mark.skipif(not PORIAN.exists(), reason=f"shared data not found at {PORIAN}")
+def test_power_law_reproduces_porians_stored_loss_fit():
+    """README: tuned RW, L*(C) = E + A C^-alpha with E = 2.0056, A = 128.93, alpha = 0.1060,
+    fitted in log space on flops in (1e16, 5e17); a quadratic loss (delta large) is that fit."""
+    with PORIAN.open(newline="") as fh:
+        rows = [
+            r
+            for r in csv.DictReader(fh)
+            if r["source_file"] == "summary_df"
+            and r["hparams"] == "tuned"
+            and 1e16 < float(r["flops"]) < 5e17
+        ]
+    data = {"C": [float(r["flops"]) for r in rows], "loss": [float(r["loss_star"]) for r in rows]}
+    fit = xent_core.scaling_model("power-law", x="C", delta=1.0).fit(data)
+    assert fit.params["E"] == pytest.approx(2.0056, abs=5e-5)
+    assert fit.params["A"] == pytest.approx(128.93, abs=5e-3)
+    assert fit.params["alpha"] == pytest.approx(0.1060, abs=5e-5)
