@@ -209,6 +209,7 @@ class LinearCrossEntropy(Loss):
             self.last_z_loss = torch.zeros((), device=loss.device)
         if self.reduction == "none":
             loss = loss.reshape(flat.lead_shape)
+            self.last_z_loss = self.last_z_loss.expand(flat.targets.shape).reshape(flat.lead_shape)
         if not self.return_lse:
             return loss
         assert lse is not None

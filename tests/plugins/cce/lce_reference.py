@@ -73,7 +73,9 @@ def leaves(*tensors):
 
 
 def max_err(got, ref):
-    return float((got.double() - ref.double()).abs().max()) if ref.numel() else 0.0
+    return (
+        float((got.detach().double() - ref.detach().double()).abs().max()) if ref.numel() else 0.0
+    )
 
 
 def assert_rule(name, got, ref64, torch_own, dtype):
