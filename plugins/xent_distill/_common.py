@@ -25,6 +25,7 @@ outside the k classes, ``"bucket"`` spreads the tail mass uniformly over them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -243,7 +244,7 @@ class Pair(NamedTuple):
     target_cell: torch.Tensor | None
 
 
-def _check_topk(
+def check_topk(
     ids: torch.Tensor | None, logprobs: torch.Tensor | None, n: int, lead: tuple[int, ...], c: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     if ids is None or logprobs is None:
@@ -294,26 +295,30 @@ def teacher_tail_logmass(logprobs: torch.Tensor) -> torch.Tensor:
     return log1mexp(lse).clamp(min=TAIL_LOG_FLOOR)
 
 
-def soft_pair(
+class Teacher(NamedTuple):
+    """A validated teacher: the full logits, or top-k ids and log-probabilities (detached).
+
+    ``student`` are the student rows, cut to the common vocabulary when ``vocab_align`` says so.
+    """
+
+    student: torch.Tensor
+    logits: torch.Tensor | None = None
+    ids: torch.Tensor | None = None
+    logprobs: torch.Tensor | None = None
+
+
+def read_teacher(
     logits: torch.Tensor,
     teacher_logits: torch.Tensor | None,
     teacher_topk_ids: torch.Tensor | None,
     teacher_topk_logprobs: torch.Tensor | None,
     *,
-    temperature: float,
-    tail: str,
-    vocab_align: str,
     lead: tuple[int, ...],
+    vocab_align: str,
     y: torch.Tensor | None = None,
-) -> Pair:
-    """Student and teacher log-probabilities at ``temperature`` on a common support.
-
-    ``logits`` are the student's ``(N, C)`` rows (already in the compute dtype). The teacher is
-    detached: distillation losses never send gradients into it. ``y`` are ``(N,)`` class ids
-    (ignored rows already replaced by a valid id) when the loss needs the target's cell.
-    """
+) -> Teacher:
+    """Check whichever teacher form was given against the student's ``(N, C)`` rows."""
     n, c = logits.shape
-    dtype = logits.dtype
     if teacher_logits is not None:
         if teacher_topk_ids is not None or teacher_topk_logprobs is not None:
             raise BadInputError(
@@ -328,18 +333,32 @@ def soft_pair(
             raise BadInputError(
                 f"targets contain class ids >= {logits.shape[-1]}, the aligned vocabulary size"
             )
-        lq = torch.log_softmax(logits / temperature if temperature != 1.0 else logits, -1)
-        lp = torch.log_softmax(t.to(dtype) / temperature, -1)
-        return Pair(lq, lp, y)
+        return Teacher(logits, logits=t.to(logits.dtype))
     if teacher_topk_ids is None and teacher_topk_logprobs is None:
         raise BadInputError(
             "no teacher given: pass teacher_logits (..., C), or teacher_topk_ids and "
             "teacher_topk_logprobs (..., k)"
         )
-    ids, lp_k = _check_topk(teacher_topk_ids, teacher_topk_logprobs, n, lead, c)
-    lp_k = lp_k.detach().to(dtype)
-    k = ids.shape[-1]
-    lq_full = torch.log_softmax(logits / temperature, -1)
+    ids, lp = check_topk(teacher_topk_ids, teacher_topk_logprobs, n, lead, c)
+    return Teacher(logits, ids=ids, logprobs=lp.detach().to(logits.dtype))
+
+
+def soft_pair(
+    teacher: Teacher, *, temperature: float, tail: str, y: torch.Tensor | None = None
+) -> Pair:
+    """Student and teacher log-probabilities at ``temperature`` on a common support.
+
+    Full teacher: both softmaxes over the C classes. Top-k teacher: the k classes (+ a tail
+    bucket), as the module docstring describes. ``y`` are ``(N,)`` class ids (ignored rows
+    already replaced by a valid id) when the loss needs the target's cell.
+    """
+    s = teacher.student
+    lq_full = torch.log_softmax(s / temperature if temperature != 1.0 else s, -1)
+    if teacher.logits is not None:
+        return Pair(lq_full, torch.log_softmax(teacher.logits / temperature, -1), y)
+    ids, lp_k = teacher.ids, teacher.logprobs
+    assert ids is not None and lp_k is not None
+    k, c = ids.shape[-1], s.shape[-1]
     lq_k = lq_full.gather(-1, ids)
     if tail == "renormalise" or k == c:
         lq = lq_k - torch.logsumexp(lq_k, -1, keepdim=True)
@@ -347,7 +366,7 @@ def soft_pair(
         return Pair(lq, lp, _target_cell(y, ids, bucket=False))
     q_tail = torch.logsumexp(lq_full.scatter(-1, ids, float("-inf")), -1, keepdim=True)
     lq = torch.cat([lq_k, q_tail], -1)
-    p_tail = teacher_tail_logmass(lp_k).to(dtype)[:, None]
+    p_tail = teacher_tail_logmass(lp_k).to(lp_k.dtype)[:, None]
     lp = torch.log_softmax(torch.cat([lp_k, p_tail], -1) / temperature, -1)
     return Pair(lq, lp, _target_cell(y, ids, bucket=True))
 
@@ -377,45 +396,23 @@ def expand_topk_teacher(
     return out.scatter(-1, ids, cells[:, :k])
 
 
-def resolve_teacher_rows(
-    logits: torch.Tensor,
-    teacher_logits: torch.Tensor | None,
-    teacher_topk_ids: torch.Tensor | None,
-    teacher_topk_logprobs: torch.Tensor | None,
-    *,
-    temperature: float,
-    tail: str,
-    vocab_align: str,
-    lead: tuple[int, ...],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Student logits and full ``(N, C)`` teacher log-probabilities at ``temperature`` (class-aligned)."""
-    n, c = logits.shape
-    if teacher_logits is not None:
-        if teacher_topk_ids is not None or teacher_topk_logprobs is not None:
-            raise BadInputError(
-                "give either teacher_logits or teacher_topk_ids + teacher_topk_logprobs, not both"
-            )
-        t, t_lead = as_rows("teacher_logits", teacher_logits)
-        check_lead("teacher_logits", t_lead, lead, "logits")
-        t = t.detach()
-        check_teacher_finite("teacher_logits", t)
-        logits, t = align_vocab(logits, t, vocab_align)
-        return logits, torch.log_softmax(t.to(logits.dtype) / temperature, -1)
-    if teacher_topk_ids is None and teacher_topk_logprobs is None:
-        raise BadInputError(
-            "no teacher given: pass teacher_logits (..., C), or teacher_topk_ids and "
-            "teacher_topk_logprobs (..., k)"
-        )
-    ids, lp_k = _check_topk(teacher_topk_ids, teacher_topk_logprobs, n, lead, c)
-    lp = expand_topk_teacher(
-        ids, lp_k.detach().to(logits.dtype), c, temperature=temperature, tail=tail
+def teacher_logprobs_full(teacher: Teacher, *, temperature: float, tail: str) -> torch.Tensor:
+    """Class-aligned ``(N, C)`` teacher log-probabilities at ``temperature`` (top-k expanded)."""
+    if teacher.logits is not None:
+        return torch.log_softmax(teacher.logits / temperature, -1)
+    assert teacher.ids is not None and teacher.logprobs is not None
+    return expand_topk_teacher(
+        teacher.ids,
+        teacher.logprobs,
+        teacher.student.shape[-1],
+        temperature=temperature,
+        tail=tail,
     )
-    return logits, lp
 
 
 # ----------------------------------------------------------------------------- driver
 def divergence_loss(
-    per_row,  # (teacher_logp, student_logp) -> (N,)
+    per_row: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     logits: torch.Tensor,
     teacher_logits: torch.Tensor | None,
     teacher_topk_ids: torch.Tensor | None,
@@ -435,16 +432,15 @@ def divergence_loss(
     s = s.to(compute_dtype(s))
     valid = valid_rows(targets, s.shape[0], lead, ignore_index, s.device)
     check_num_items(num_items)
-    pair = soft_pair(
+    teacher = read_teacher(
         s,
         teacher_logits,
         teacher_topk_ids,
         teacher_topk_logprobs,
-        temperature=temperature,
-        tail=tail,
-        vocab_align=vocab_align,
         lead=lead,
+        vocab_align=vocab_align,
     )
+    pair = soft_pair(teacher, temperature=temperature, tail=tail)
     values = per_row(pair.teacher, pair.student)
     if scale != 1.0:
         values = values * scale

@@ -77,16 +77,16 @@ class DIST(Loss):
         s = s.to(C.compute_dtype(s))
         valid = C.valid_rows(targets, s.shape[0], lead, self.ignore_index, s.device)
         C.check_num_items(num_items)
-        s, lp = C.resolve_teacher_rows(
+        teacher = C.read_teacher(
             s,
             teacher_logits,
             teacher_topk_ids,
             teacher_topk_logprobs,
-            temperature=self.temperature,
-            tail=self.tail,
-            vocab_align=self.vocab_align,
             lead=lead,
+            vocab_align=self.vocab_align,
         )
+        s = teacher.student
+        lp = C.teacher_logprobs_full(teacher, temperature=self.temperature, tail=self.tail)
         q = torch.softmax(s / self.temperature, -1)
         p = torch.exp(lp)
         if valid is not None:

@@ -70,17 +70,16 @@ class DKD(Loss):
         assert valid is not None
         C.check_num_items(num_items)
         y = C.class_ids(targets, valid, s.shape[-1])
-        pair = C.soft_pair(
+        teacher = C.read_teacher(
             s,
             teacher_logits,
             teacher_topk_ids,
             teacher_topk_logprobs,
-            temperature=self.temperature,
-            tail=self.tail,
-            vocab_align=self.vocab_align,
             lead=lead,
+            vocab_align=self.vocab_align,
             y=y,
         )
+        pair = C.soft_pair(teacher, temperature=self.temperature, tail=self.tail, y=y)
         assert pair.target_cell is not None
         tckd, nckd = decoupled_kl(pair.teacher, pair.student, pair.target_cell)
         scale = self.temperature**2 if self.scale_by_t2 else 1.0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from xent_core import BadInputError
 from xent_core.base_loss import Loss
 
 from . import _common as C
@@ -119,29 +118,24 @@ class PLD(Loss):
         assert valid is not None
         C.check_num_items(num_items)
         y = C.class_ids(targets, valid, s.shape[-1])
-        if teacher_logits is not None:
-            if teacher_topk_ids is not None or teacher_topk_logprobs is not None:
-                raise BadInputError(
-                    "give either teacher_logits or teacher_topk_ids + teacher_topk_logprobs, "
-                    "not both"
-                )
-            values = self._full_teacher(s, teacher_logits, y, lead)
+        teacher = C.read_teacher(
+            s,
+            teacher_logits,
+            teacher_topk_ids,
+            teacher_topk_logprobs,
+            lead=lead,
+            vocab_align=self.vocab_align,
+            y=y,
+        )
+        if teacher.logits is not None:
+            values = self._full_teacher(teacher.student, teacher.logits, y)
         else:
-            values = self._topk_teacher(s, teacher_topk_ids, teacher_topk_logprobs, y, lead)
+            assert teacher.ids is not None and teacher.logprobs is not None
+            values = self._topk_teacher(teacher.student, teacher.ids, teacher.logprobs, y)
         return C.reduce_rows(values, valid, self.reduction, lead, num_items)
 
-    def _full_teacher(
-        self, s: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, lead: tuple[int, ...]
-    ) -> torch.Tensor:
-        t, t_lead = C.as_rows("teacher_logits", teacher_logits)
-        C.check_lead("teacher_logits", t_lead, lead, "logits")
-        t = t.detach()
-        C.check_teacher_finite("teacher_logits", t)
-        s, t = C.align_vocab(s, t, self.vocab_align)
+    def _full_teacher(self, s: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         c = s.shape[-1]
-        if bool((y >= c).any()):
-            raise BadInputError(f"targets contain class ids >= {c}, the aligned vocabulary size")
-        t = t.to(s.dtype)
         weights = torch.softmax(t / self.temperature, -1)
         ranked = t.scatter(-1, y[:, None], float("inf"))  # the label first, then by teacher logit
         if self.top_k is None or self.top_k >= c - 1:
@@ -151,24 +145,11 @@ class PLD(Loss):
         return plackett_luce_nll(s, head, weights.gather(-1, head))
 
     def _topk_teacher(
-        self,
-        s: torch.Tensor,
-        ids: torch.Tensor | None,
-        logprobs: torch.Tensor | None,
-        y: torch.Tensor,
-        lead: tuple[int, ...],
+        self, s: torch.Tensor, ids: torch.Tensor, lp: torch.Tensor, y: torch.Tensor
     ) -> torch.Tensor:
-        n, c = s.shape
-        if ids is None and logprobs is None:
-            raise BadInputError(
-                "no teacher given: pass teacher_logits (..., C), or teacher_topk_ids and "
-                "teacher_topk_logprobs (..., k)"
-            )
-        ids, lp = C._check_topk(ids, logprobs, n, lead, c)
-        lp = lp.detach().to(s.dtype)
         lp, perm = torch.sort(lp, dim=-1, descending=True, stable=True)
         ids = ids.gather(-1, perm)
-        k = ids.shape[-1]
+        k, c = ids.shape[-1], s.shape[-1]
         if self.tail == "renormalise" or k == c:
             w = torch.softmax(lp / self.temperature, -1)
         else:
