@@ -5,8 +5,8 @@ their contiguous rows of a (V, D) classifier (uneven when V % W != 0), then run 
 backward of ``vocab_parallel_linear_cross_entropy`` on the same N tokens. Per rank we read the peak
 RSS (``resource.getrusage``) before the region (after imports, process-group set-up and the
 replicated hidden/targets) and after it; the difference is the region's peak. Expected: the
-classifier rows, their gradient and one more (V/W, D) buffer (the target-logit gradient, summed
-into the classifier's), so ~3 * V * D * 4 / W bytes, plus chunk buffers that do not depend on W.
+classifier rows and their gradient, 2 * V * D * 4 / W bytes, plus chunk buffers and d_hidden that
+do not depend on W.
 
     python benchmarks/distributed_memory.py                      # N=4096 D=512 V=131072, W=1,2,4
     python benchmarks/distributed_memory.py --worlds 1 2 --n 512 --v 8192 --json out.json
@@ -61,6 +61,7 @@ def _classifier_rows(start: int, stop: int, d: int, block: int = 4096) -> torch.
 def _worker(rank: int, world: int, port: int, cfg: dict[str, Any], outdir: str) -> None:
     import torch.distributed as dist
     from xent_cce.distributed import (
+        ChunkedShardKernel,
         resolve_local_kernel,
         vocab_parallel_linear_cross_entropy,
         vocab_shard_range,
@@ -79,7 +80,10 @@ def _worker(rank: int, world: int, port: int, cfg: dict[str, Any], outdir: str) 
     hidden = torch.randn(n, d, generator=g).to(device).requires_grad_(True)
     targets = torch.randint(0, v, (n,), generator=g).to(device)
     start, stop = vocab_shard_range(v)
-    kernel = resolve_local_kernel(cfg["kernel"])
+    if cfg["kernel"] == "builtin":
+        kernel = ChunkedShardKernel()
+    else:
+        kernel = resolve_local_kernel(cfg["kernel"])
     dist.barrier()
     if cuda:
         torch.cuda.synchronize()
@@ -137,7 +141,7 @@ def main() -> None:
     p.add_argument(
         "--kernel",
         default=None,
-        help="local kernel name (default: cce-torch if registered, else the built-in chunked one)",
+        help="local kernel: a registry name or 'builtin' (default: cce-torch if registered)",
     )
     p.add_argument("--json", type=Path, default=None, help="write all results here")
     args = p.parse_args()
@@ -163,14 +167,14 @@ def main() -> None:
     full = args.v * args.d * 4
     print(f"\n{json.dumps(header)}\n")
     print("| world | rows per rank | peak RSS delta per rank (MiB, max over ranks) "
-          "| vs world 1 | 3*rows*D*4 (MiB) | fwd+bwd s (max) | loss (same at every W) |")  # fmt: skip
+          "| vs world 1 | rows+grad 2*rows*D*4 (MiB) | fwd+bwd s (max) | loss (same at every W) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     first = None
     for run in runs:
         peak = max(r["peak_delta_bytes"] for r in run["ranks"])
         first = first or peak
         rows = sorted({r["rows"] for r in run["ranks"]})
-        est = 3 * max(rows) * args.d * 4
+        est = 2 * max(rows) * args.d * 4
         print(
             f"| {run['world']} | {'/'.join(map(str, rows))} | {peak / MIB:.0f} "
             f"| {peak / first:.2f} | {est / MIB:.0f} "

@@ -15,6 +15,7 @@ plain ``hidden`` next to a vocab-sharded classifier without ``vocab_parallel``) 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -30,11 +31,10 @@ _TOKEN_SHARDED_HINT = (
 
 
 def _dtensor_type() -> Any:
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # a torch build without distributed support
-        return None
-    return DTensor
+    """The DTensor class if its module is loaded (no DTensor can exist otherwise; importing it
+    costs seconds, which a plain single-device call must not pay)."""
+    module = sys.modules.get("torch.distributed.tensor")
+    return getattr(module, "DTensor", None)
 
 
 def is_dtensor(*tensors: Any) -> bool:
@@ -49,7 +49,7 @@ def _all_replicate(t: Any) -> bool:
     return all(isinstance(p, Replicate) for p in t.placements)
 
 
-def _replicated_local(name: str, t: Any) -> Any:
+def replicated_local(name: str, t: Any) -> Any:
     if not is_dtensor(t):
         return t
     if not _all_replicate(t):
@@ -101,14 +101,14 @@ def resolve_dtensors(
     if not is_dtensor(hidden, classifier, bias, targets):
         return hidden, classifier, bias, targets, vocab_parallel, vocab_start
     hidden_is_dt = is_dtensor(hidden)
-    hidden_local = _replicated_local("hidden", hidden)
-    targets_local = _replicated_local("targets", targets)
+    hidden_local = replicated_local("hidden", hidden)
+    targets_local = replicated_local("targets", targets)
 
     if not is_dtensor(classifier):
         return (
             hidden_local,
             classifier,
-            _replicated_local("bias", bias),
+            replicated_local("bias", bias),
             targets_local,
             vocab_parallel,
             vocab_start,
@@ -137,7 +137,7 @@ def resolve_dtensors(
             )
         bias_local = bias
         if is_dtensor(bias):
-            bias_local = _replicated_local("bias", bias)
+            bias_local = replicated_local("bias", bias)
         return hidden_local, classifier.to_local(), bias_local, targets_local, None, None
 
     from torch.distributed.tensor._utils import compute_local_shape_and_global_offset

@@ -35,7 +35,7 @@ import torch.distributed as dist
 
 from xent_core import BadInputError, BadParameterError, NotAvailableError, UnknownComponentError
 
-from ._dist_dtensor import is_dtensor, resolve_dtensors
+from ._dist_dtensor import is_dtensor, replicated_local, resolve_dtensors
 from ._dist_local import ChunkedShardKernel, compute_dtype, logit_sum, target_logits
 from ._dist_ops import GroupComm
 
@@ -44,6 +44,7 @@ __all__ = [
     "distributed_linear_cross_entropy",
     "global_num_items",
     "is_dtensor",
+    "module_forward",
     "resolve_local_kernel",
     "shard_classifier",
     "uses_distributed_path",
@@ -517,6 +518,8 @@ def _local_linear_cross_entropy(
             z_loss=opt.z_loss,
             filter_eps=filter_eps,
         )
+        if lse is None:  # a kernel that does not report it
+            lse = torch.zeros(t1.shape[0], dtype=torch.float32, device=t1.device)
         if inner == reduction:
             return (loss.reshape(targets.shape) if reduction == "none" else loss), lse
         valid = t1 != opt.ignore_index
@@ -525,3 +528,54 @@ def _local_linear_cross_entropy(
         h2, classifier, bias, t1, comm=GroupComm(None), vocab_start=0, kernel=kernel, opt=opt
     )
     return _reduce(loss, valid, reduction, num_items, targets.shape), lse
+
+
+def module_forward(
+    module: Any,
+    hidden: torch.Tensor,
+    classifier: torch.Tensor,
+    targets: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    num_items: int | float | torch.Tensor | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The distributed branch of the ``linear-cross-entropy`` module's ``forward``.
+
+    Reads the module's options (``ignore_index``, ``reduction``, ``softcap``, ``logit_scale``,
+    ``label_smoothing``, ``z_loss``, ``shift``, ``return_lse``, ``filter_eps``, and
+    ``vocab_parallel`` / ``vocab_start`` when set), uses the module's kernel for the device as the
+    per-shard kernel, and fills ``last_impl`` and ``last_z_loss`` like the local path. The module
+    calls it when :func:`uses_distributed_path` is true.
+    """
+    ignore_index = int(module.ignore_index)
+    targets = replicated_local("targets", targets)
+    if getattr(module, "shift", False):
+        pad = torch.full_like(targets[..., :1], ignore_index)
+        targets = torch.cat([targets[..., 1:], pad], dim=-1)
+    vocab_parallel = getattr(module, "vocab_parallel", None)
+    name, kernel = module.kernel_for(hidden.device)
+    loss, lse = distributed_linear_cross_entropy(
+        hidden,
+        classifier,
+        targets,
+        bias,
+        vocab_parallel=vocab_parallel,
+        vocab_start=getattr(module, "vocab_start", None),
+        num_items=num_items,
+        local_kernel=kernel,
+        ignore_index=ignore_index,
+        reduction=module.reduction,
+        softcap=module.softcap,
+        logit_scale=module.logit_scale,
+        label_smoothing=module.label_smoothing,
+        z_loss=module.z_loss,
+        filter_eps=module.filter_eps,
+    )
+    sharded = vocab_parallel is not None or is_dtensor(classifier)
+    module.last_impl = f"{name} (vocab-parallel)" if sharded else name
+    valid = targets.reshape(-1) != ignore_index
+    z_part = torch.where(valid, module.z_loss * lse.square(), torch.zeros_like(lse))
+    module.last_z_loss = _reduce(z_part, valid, module.reduction, num_items, targets.shape)
+    if getattr(module, "return_lse", False):
+        return loss, lse.reshape(targets.shape)
+    return loss

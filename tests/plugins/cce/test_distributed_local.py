@@ -15,6 +15,7 @@ from xent_cce.distributed import (
     ChunkedShardKernel,
     distributed_linear_cross_entropy,
     global_num_items,
+    module_forward,
     shard_classifier,
     uses_distributed_path,
     vocab_parallel_linear_cross_entropy,
@@ -249,3 +250,25 @@ def test_leading_dims_are_flattened_and_restored_for_reduction_none() -> None:
     ref = _naive_loss(dict(inp, bias=None), reduction="none").reshape(3, 4)
     torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
     assert got[0, 1].item() == 0.0  # token 1 is ignored
+
+
+def test_module_forward_shifts_targets_divides_by_num_items_and_reports_z_loss() -> None:
+    import xent_core
+
+    inp = _inputs(n=12)
+    lce = xent_core.loss(
+        "linear-cross-entropy", shift=True, return_lse=True, z_loss=1e-2, label_smoothing=0.1
+    )
+    hidden = inp["hidden"].reshape(3, 4, -1)
+    targets = inp["targets"].reshape(3, 4)
+    loss, lse = module_forward(lce, hidden, inp["classifier"], targets, inp["bias"], num_items=7)
+    shifted = torch.cat([targets[:, 1:], torch.full_like(targets[:, :1], -100)], 1).reshape(-1)
+    ref_in = dict(inp, targets=shifted)
+    ref = _naive_loss(ref_in, eps=0.1, zl=1e-2, reduction="sum") / 7
+    torch.testing.assert_close(loss, ref, rtol=0, atol=1e-6)
+    z = _naive_logits(inp["hidden"], inp["classifier"], inp["bias"], None, 1.0)
+    ref_lse = torch.where(shifted != -100, torch.logsumexp(z, 1), 0.0).reshape(3, 4)
+    torch.testing.assert_close(lse.double(), ref_lse.detach(), rtol=1e-6, atol=1e-6)
+    z_part = (1e-2 * ref_lse.square()).sum() / 7
+    torch.testing.assert_close(lce.last_z_loss.double(), z_part.detach(), rtol=1e-5, atol=0)
+    assert lce.last_impl == lce.kernel_for(hidden.device)[0]

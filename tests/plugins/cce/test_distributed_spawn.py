@@ -147,6 +147,38 @@ def _run_cases(group: Any, kernel: Any) -> dict[str, Any]:
     return out
 
 
+def _run_module(group: Any) -> dict[str, Any]:
+    """The ``linear-cross-entropy`` module, vocab-parallel (wired, or through module_forward)."""
+    from xent_cce.distributed import module_forward, shard_classifier
+
+    import xent_core
+
+    case = CASES[2]
+    inp = make_inputs(case, seed=102)
+    opts = {k: case[k] for k in ("softcap", "label_smoothing", "z_loss", "reduction")}
+    shard, start = shard_classifier(inp["classifier"], group)
+    bias, _ = shard_classifier(inp["bias"], group)
+    hidden = inp["hidden"].clone()
+    for t in (shard, bias, hidden):
+        t.requires_grad_(True)
+    try:
+        lce = xent_core.loss(
+            "linear-cross-entropy", vocab_parallel=group, vocab_start=start, **opts
+        )
+        wired = True
+    except xent_core.BadParameterError:  # the module does not take vocab_parallel yet
+        lce = xent_core.loss("linear-cross-entropy", **opts)
+        lce.vocab_parallel, lce.vocab_start = group, start
+        wired = False
+    args = (hidden, shard, inp["targets"], bias)
+    loss = lce(*args) if wired else module_forward(lce, *args)
+    (loss * inp["upstream"]).sum().backward()
+    return dict(
+        loss=loss.detach(), start=start, wired=wired, last_impl=lce.last_impl,
+        d_hidden=_grad_or_none(hidden), d_shard=_grad_or_none(shard), d_bias=_grad_or_none(bias),
+    )  # fmt: skip
+
+
 def _run_bad_targets(group: Any, kernel: Any) -> dict[str, str]:
     from xent_cce.distributed import shard_classifier, vocab_parallel_linear_cross_entropy
 
@@ -356,6 +388,7 @@ def _checks(group: Any, kernel_name: str | None) -> dict[str, Any]:
     if kernel_name is not None:
         result["kernels"][kernel_name] = _run_cases(group, kernel_name)
     result["bad_targets"] = _run_bad_targets(group, _small_kernel())
+    result["module"] = _run_module(group)
     result["ddp"] = _run_ddp_training(group)
     result["vocab_parallel_training"] = _run_vocab_parallel_training(group)
     return result
@@ -469,6 +502,22 @@ def test_loss_lse_and_both_gradients_match_float64(ranks: Any, kernel: str) -> N
             _close(got["d_shard"], ref["d_classifier"][rows], tol, f"{what}: d_classifier rows")
             if ref["d_bias"] is not None:
                 _close(got["d_bias"], ref["d_bias"][rows], tol, f"{what}: d_bias rows")
+
+
+def test_linear_cross_entropy_module_runs_vocab_parallel(ranks: Any) -> None:
+    world, results = ranks
+    case = CASES[2]
+    ref = _reference_grads(case, make_inputs(case, seed=102))
+    sizes = _split_sizes(case, world)
+    for r, res in results:
+        got, what = res["module"], f"module world={world} rank={r}"
+        rows = slice(got["start"], got["start"] + sizes[r])
+        assert got["start"] == sum(sizes[:r]), what
+        assert got["last_impl"].endswith("(vocab-parallel)"), got["last_impl"]
+        _close(got["loss"], ref["loss"], 1e-10, f"{what}: loss")
+        _close(got["d_hidden"], ref["d_hidden"], 1e-10, f"{what}: d_hidden")
+        _close(got["d_shard"], ref["d_classifier"][rows], 1e-10, f"{what}: d_classifier")
+        _close(got["d_bias"], ref["d_bias"][rows], 1e-10, f"{what}: d_bias")
 
 
 def test_all_ignored_gives_zero_loss_and_zero_gradients(ranks: Any) -> None:
