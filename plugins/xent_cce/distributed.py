@@ -38,6 +38,7 @@ from xent_core import BadInputError, BadParameterError, NotAvailableError, Unkno
 from ._dist_dtensor import is_dtensor, replicated_local, resolve_dtensors
 from ._dist_local import ChunkedShardKernel, compute_dtype, logit_sum, target_logits
 from ._dist_ops import GroupComm
+from .inputs import shift_targets
 
 __all__ = [
     "ChunkedShardKernel",
@@ -155,8 +156,15 @@ def _check_options(
             raise BadParameterError(
                 f"num_items only applies to reduction='mean' (got reduction={reduction!r})"
             )
-        value = float(num_items.detach().float()) if torch.is_tensor(num_items) else num_items
-        if not isinstance(value, (int, float)) or value < 0:
+        if torch.is_tensor(num_items):  # its value is not read: no device synchronisation
+            if num_items.numel() != 1 or num_items.is_complex():
+                raise BadParameterError(
+                    f"num_items must be a number or a one-element tensor, got shape "
+                    f"{tuple(num_items.shape)}"
+                )
+        elif (
+            isinstance(num_items, bool) or not isinstance(num_items, (int, float)) or num_items < 0
+        ):
             raise BadParameterError(f"num_items must be a count >= 0, got {num_items!r}")
 
 
@@ -233,6 +241,7 @@ class _Options:
     logit_scale: float
     label_smoothing: float
     z_loss: float
+    check_targets: bool = True
 
 
 def _per_token_loss(
@@ -294,7 +303,8 @@ def _per_token_loss(
     sum_exp, z_target, claimed = packed[:n], packed[n : 2 * n], packed[2 * n : 3 * n]
     vocab_size = packed[-1]
     bad = valid & (claimed != 1)
-    if bool(bad.any()):  # identical on every rank after the all-reduce: all ranks raise together
+    # Identical on every rank after the all-reduce, so all ranks raise together.
+    if opt.check_targets and bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
         raise BadInputError(
             f"{int(bad.sum())} target id(s) lie in no classifier shard or in several, e.g. "
@@ -309,10 +319,10 @@ def _per_token_loss(
     if opt.z_loss > 0:
         loss = loss + opt.z_loss * lse.square()
     loss = torch.where(valid, loss, torch.zeros_like(loss))
-    lse = torch.where(
+    lse_out = torch.where(
         valid, lse.detach(), torch.zeros_like(lse)
-    ).float()  # 0 where ignored, as cce-*
-    return loss, lse, valid
+    ).float()  # as the cce-* kernels
+    return loss, lse_out, valid
 
 
 def _reduce(
@@ -346,6 +356,7 @@ def vocab_parallel_linear_cross_entropy(
     num_items: int | float | torch.Tensor | None = None,
     local_kernel: Any = None,
     return_lse: bool = False,
+    check_targets: bool = True,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Exact cross-entropy of ``hidden @ classifier.T`` with the classifier rows split over ranks.
 
@@ -365,7 +376,8 @@ def vocab_parallel_linear_cross_entropy(
     PyTorch semantics); ``z_loss`` (0.0); ``local_kernel`` the per-shard kernel (an object with
     ``logsumexp``, or a registry name; default ``cce-torch`` if registered, else a built-in chunked
     one); ``return_lse`` also return the global per-token log-sum-exp (N,) fp32, detached, 0 at
-    ignored tokens (as the ``cce-*`` kernels).
+    ignored tokens (as the ``cce-*`` kernels); ``check_targets`` raise on target ids that no shard
+    (or several) holds, at the cost of one device synchronisation (True).
 
     Citation: Megatron-LM (arXiv:1909.08053), Cut Cross-Entropy (arXiv:2411.09009).
     """
@@ -376,7 +388,14 @@ def vocab_parallel_linear_cross_entropy(
         _group_rank_size(None)
         group = dist.group.WORLD
     h2, t1 = _flatten_inputs(hidden, classifier_shard, targets, bias_shard)
-    opt = _Options(ignore_index, softcap, float(logit_scale), float(label_smoothing), float(z_loss))
+    opt = _Options(
+        ignore_index,
+        softcap,
+        float(logit_scale),
+        float(label_smoothing),
+        float(z_loss),
+        check_targets=bool(check_targets),
+    )
     loss, lse, valid = _per_token_loss(
         h2,
         classifier_shard,
@@ -426,7 +445,8 @@ def distributed_linear_cross_entropy(
     logit_scale: float = 1.0,
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
-    filter_eps: float | None = None,
+    filter_eps: float | str | None = None,
+    check_targets: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Linear cross-entropy for the distributed cases; returns ``(loss, lse)`` like a kernel.
 
@@ -438,7 +458,8 @@ def distributed_linear_cross_entropy(
 
     Anything ambiguous (e.g. a vocab-sharded DTensor classifier with a plain ``hidden``, or a
     token-sharded DTensor ``hidden``) raises :class:`~xent_core.BadInputError` saying what to
-    pass instead; nothing is ever gathered silently.
+    pass instead; nothing is ever gathered silently. ``check_targets`` checks the target ids
+    (one device synchronisation).
     """
     _check_options(reduction, softcap, logit_scale, label_smoothing, z_loss, num_items)
     hidden, classifier, bias, targets, vocab_parallel, vocab_start = resolve_dtensors(
@@ -466,6 +487,7 @@ def distributed_linear_cross_entropy(
             num_items=num_items,
             local_kernel=local_kernel,
             return_lse=True,
+            check_targets=check_targets,
         )
         return loss, lse
     return _local_linear_cross_entropy(
@@ -475,7 +497,14 @@ def distributed_linear_cross_entropy(
         bias,
         num_items=num_items,
         local_kernel=local_kernel,
-        opt=_Options(ignore_index, softcap, float(logit_scale), label_smoothing, z_loss),
+        opt=_Options(
+            ignore_index,
+            softcap,
+            float(logit_scale),
+            float(label_smoothing),
+            float(z_loss),
+            check_targets=bool(check_targets),
+        ),
         reduction=reduction,
         filter_eps=filter_eps,
     )
@@ -491,13 +520,13 @@ def _local_linear_cross_entropy(
     local_kernel: Any,
     opt: _Options,
     reduction: str,
-    filter_eps: float | None,
+    filter_eps: float | str | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     h2, t1 = _flatten_inputs(hidden, classifier, targets, bias)
     kernel = resolve_local_kernel(local_kernel)
     vocab = classifier.shape[0]
     bad = (t1 != opt.ignore_index) & ((t1 < 0) | (t1 >= vocab))
-    if bool(bad.any()):
+    if opt.check_targets and bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
         raise BadInputError(
             f"{int(bad.sum())} target id(s) outside [0, {vocab}), e.g. target {int(t1[i])} of "
@@ -550,8 +579,7 @@ def module_forward(
     ignore_index = int(module.ignore_index)
     targets = replicated_local("targets", targets)
     if getattr(module, "shift", False):
-        pad = torch.full_like(targets[..., :1], ignore_index)
-        targets = torch.cat([targets[..., 1:], pad], dim=-1)
+        targets = shift_targets(targets, ignore_index)
     vocab_parallel = getattr(module, "vocab_parallel", None)
     name, kernel = module.kernel_for(hidden.device)
     loss, lse = distributed_linear_cross_entropy(
@@ -570,6 +598,7 @@ def module_forward(
         label_smoothing=module.label_smoothing,
         z_loss=module.z_loss,
         filter_eps=module.filter_eps,
+        check_targets=bool(getattr(module, "check_inputs", True)),
     )
     sharded = vocab_parallel is not None or is_dtensor(classifier)
     module.last_impl = f"{name} (vocab-parallel)" if sharded else name

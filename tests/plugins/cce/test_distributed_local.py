@@ -213,6 +213,8 @@ def test_bad_inputs_and_parameters_raise_clear_errors() -> None:
         call(h, w, t, reduction="sum", num_items=3)
     with pytest.raises(BadParameterError, match="num_items must be a count"):
         call(h, w, t, num_items=-1)
+    with pytest.raises(BadParameterError, match="one-element tensor"):
+        call(h, w, t, num_items=torch.tensor([3, 4]))
     with pytest.raises(BadParameterError, match="softcap"):
         call(h, w, t, softcap=0.0)
     with pytest.raises(BadParameterError, match="label_smoothing"):
@@ -229,6 +231,11 @@ def test_bad_inputs_and_parameters_raise_clear_errors() -> None:
     bad[3] = 11
     with pytest.raises(BadInputError, match="target 11 of token 3"):
         call(h, w, bad)
+    builtin = ChunkedShardKernel()
+    with pytest.raises(BadInputError, match="target 11 of token 3"):
+        call(h, w, bad, local_kernel=builtin)
+    unchecked, _ = call(h, w, bad, local_kernel=builtin, check_targets=False)  # no sync, no check
+    assert torch.isfinite(unchecked)
     with pytest.raises(BadParameterError, match="needs vocab_start"):
         call(h, w, t, vocab_parallel=object())
     with pytest.raises(BadParameterError, match="local_kernel must be"):
