@@ -235,7 +235,7 @@ def knn_worker(name: str, n: int, d: int) -> dict[str, Any]:
 def bench_token(n: int, d: int, v: int) -> dict[str, Any]:
     rows = [
         _worker(["--token-worker", variant, "--n", str(n), "--d", str(d), "--v", str(v)])
-        for variant in ("materialised", "kernel")
+        for variant in ("materialised", "categorical", "logits-chunked", "kernel")
     ]
     base = rows[0]
     for r in rows:
@@ -253,12 +253,24 @@ def token_worker(variant: str, n: int, d: int, v: int) -> dict[str, Any]:
     g = torch.Generator().manual_seed(3)
     hidden = torch.randn(n, d, generator=g)
     classifier = torch.randn(v, d, generator=g) / math.sqrt(d) * 4
-    if variant == "materialised":
+    if variant == "materialised":  # the textbook two-liner
 
         def run() -> float:
             logits = hidden @ classifier.T
             logp = torch.log_softmax(logits, dim=-1)
             return float(-(logp.exp() * logp).sum(-1).mean())
+
+    elif variant == "categorical":  # torch.distributions
+
+        def run() -> float:
+            logits = hidden @ classifier.T
+            return float(torch.distributions.Categorical(logits=logits).entropy().mean())
+
+    elif variant == "logits-chunked":  # full logits, then token-entropy's row-chunked logits path
+        est = xent_core.estimator("token-entropy")
+
+        def run() -> float:
+            return est(logits=hidden @ classifier.T)
 
     else:
         names = {s.name for s in xent_core.list_components("kernel")}
@@ -271,8 +283,10 @@ def token_worker(variant: str, n: int, d: int, v: int) -> dict[str, Any]:
 
     # warm-up on a slice outside the region (imports, allocator, thread pools)
     small_h, small_c = hidden[:64], classifier[:1024]
-    if variant == "materialised":
-        torch.log_softmax(small_h @ small_c.T, dim=-1)
+    if variant in ("materialised", "categorical"):
+        torch.distributions.Categorical(logits=small_h @ small_c.T).entropy()
+    elif variant == "logits-chunked":
+        est(logits=small_h @ small_c.T)
     else:
         est(hidden=small_h, classifier=small_c)
     with PeakMemory() as mem:

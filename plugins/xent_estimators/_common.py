@@ -137,12 +137,22 @@ def to_numpy(x: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def all_finite(x: torch.Tensor | np.ndarray) -> bool:
+    """True when ``x`` has no NaN or inf: two reductions (min and max propagate NaN), so no
+    temporary as large as ``x`` is made (``isfinite`` would allocate several)."""
+    if isinstance(x, torch.Tensor):
+        if x.numel() == 0 or not x.is_floating_point():
+            return True
+        lo, hi = torch.aminmax(x)
+        return bool(torch.isfinite(lo) & torch.isfinite(hi))
+    if x.size == 0 or x.dtype.kind != "f":
+        return True
+    return bool(np.isfinite(x.min()) and np.isfinite(x.max()))
+
+
 def check_finite(x: torch.Tensor | np.ndarray, name: str) -> None:
     """Raise :class:`BadInputError` if ``x`` holds NaN or inf."""
-    ok = (
-        bool(torch.isfinite(x).all()) if isinstance(x, torch.Tensor) else bool(np.isfinite(x).all())
-    )
-    if not ok:
+    if not all_finite(x):
         raise BadInputError(f"{name} contains NaN or inf values; clean or drop those rows first")
 
 

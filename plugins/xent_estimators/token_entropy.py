@@ -12,7 +12,7 @@ from xent_core import BadInputError, BadParameterError, NotAvailableError, XentE
 from ._common import check_finite, finish, log_base, to_tensor, unit_name
 
 #: rows per chunk of the logits path: bounds the temporaries to about this many elements
-_CHUNK_ELEMENTS = 1 << 24
+_CHUNK_ELEMENTS = 1 << 22
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
@@ -51,7 +51,9 @@ def entropy_from_logits(
     rows = max(1, _CHUNK_ELEMENTS // max(1, flat.shape[-1]))
     with torch.no_grad():
         for start in range(0, flat.shape[0], rows):
-            z = flat[start : start + rows].to(dtype) * logit_scale
+            z = flat[start : start + rows].to(dtype)
+            if logit_scale != 1.0:
+                z = z * logit_scale
             if softcap is not None:
                 z = torch.tanh(z / softcap) * softcap
             z = z - z.amax(dim=-1, keepdim=True)  # z <= 0: no cancellation against lse
