@@ -41,3 +41,23 @@ def register_commands(register) -> None:  # type: ignore[no-untyped-def]
     from .cli import estimate
 
     register(estimate, name="estimate")
+
+
+_HELPERS = {
+    "RollingEntropy": "rolling",
+    "clip_cov_mask": "policy_entropy_covariance",
+    "kl_cov_mask": "policy_entropy_covariance",
+    "token_covariance": "policy_entropy_covariance",
+    "entropy_from_logits": "token_entropy",
+    "entropy_from_hidden": "token_entropy",
+    "Estimate": "_common",
+}
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    """Lazy access to the helpers (``from xent_estimators import RollingEntropy``)."""
+    if name in _HELPERS:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_HELPERS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -98,3 +98,21 @@ def test_cuda_inputs_match_cpu(name):
     ty = None if y is None else torch.from_numpy(y).cuda()
     gpu = est(tx) if ty is None else est(tx, ty)
     assert gpu == pytest.approx(cpu, rel=1e-6, abs=1e-9)
+
+
+def test_listing_imports_nothing_heavy_and_helpers_load_lazily():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, xent_core\n"
+        "from xent_core.testing import isolated_registry\n"
+        "with isolated_registry('xent_estimators'):\n"
+        "    names = [s.name for s in xent_core.list_components('estimator')]\n"
+        "assert 'dse' in names and 'token-entropy' in names\n"
+        "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, 'heavy import'\n"
+        "from xent_estimators import RollingEntropy, kl_cov_mask\n"
+        "assert RollingEntropy.__module__ == 'xent_estimators.rolling'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
