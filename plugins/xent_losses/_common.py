@@ -260,17 +260,38 @@ def check_class_vector(
 
 
 # ------------------------------------------------------------------------------ reductions
+def check_num_items(num_items: object, who: str) -> float | torch.Tensor | None:
+    """Validate a ``num_items`` override: ``None``, a number >= 0 or a scalar tensor."""
+    if num_items is None:
+        return None
+    if isinstance(num_items, torch.Tensor):
+        if num_items.numel() != 1:
+            raise BadInputError(
+                f"{who}: num_items must be a scalar, got shape {tuple(num_items.shape)}"
+            )
+        return num_items.reshape(())
+    if isinstance(num_items, bool) or not isinstance(num_items, (int, float)):
+        raise BadInputError(
+            f"{who}: num_items must be a number or a scalar tensor, got {num_items!r}"
+        )
+    if not math.isfinite(num_items) or num_items < 0:
+        raise BadInputError(f"{who}: num_items must be finite and >= 0, got {num_items}")
+    return num_items
+
+
 def reduce(
     per_item: torch.Tensor,
     batch: Batch,
     reduction: str,
     denominator: torch.Tensor | None = None,
+    num_items: float | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reduce (N,) per-item losses over the valid items.
 
     ``mean`` divides by the number of valid items (or by ``denominator``, e.g. the sum of class
-    weights); an empty or fully ignored batch gives 0 with a zero gradient, never NaN. ``none``
-    returns the leading shape with ignored items set to 0.
+    weights, or by ``num_items`` when given: the global count across micro-batches or ranks, so
+    gradient accumulation equals one big batch); an empty or fully ignored batch gives 0 with a
+    zero gradient, never NaN. ``none`` returns the leading shape with ignored items set to 0.
     """
     masked = torch.where(batch.valid, per_item, torch.zeros_like(per_item))
     if reduction == "none":
@@ -278,6 +299,8 @@ def reduce(
     total = masked.sum()
     if reduction == "sum":
         return total
+    if num_items is not None:
+        denominator = torch.as_tensor(num_items, dtype=total.dtype, device=total.device)
     if denominator is None:
         denominator = batch.valid.sum().to(total.dtype)
     denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))

@@ -8,6 +8,7 @@ from xent_core.base_loss import Loss
 
 from ._common import (
     check_class_vector,
+    check_num_items,
     check_number,
     check_reduction,
     class_weights,
@@ -29,8 +30,10 @@ def cross_entropy(
     z_loss: float = 0.0,
     softcap: float | None = None,
     temperature: float = 1.0,
+    num_items: float | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Functional form of :class:`CrossEntropyLoss` (same formula and parameters)."""
+    num_items = check_num_items(num_items, _WHO)
     b = prepare(logits, targets, who=_WHO, ignore_index=ignore_index)
     w = check_class_vector(weight, b, "weight", _WHO)
     z = b.logits
@@ -61,9 +64,9 @@ def cross_entropy(
             per_item = (1.0 - label_smoothing) * nll + (label_smoothing / num_classes) * smooth
         else:
             per_item = nll
-    loss = reduce(per_item, b, reduction, denominator)
+    loss = reduce(per_item, b, reduction, denominator, num_items)
     if z_loss:
-        loss = loss + z_loss * reduce(lse.square(), b, reduction)
+        loss = loss + z_loss * reduce(lse.square(), b, reduction, num_items=num_items)
     return loss
 
 
@@ -83,7 +86,9 @@ class CrossEntropyLoss(Loss):
     (-100), ``reduction`` (``mean``/``sum``/``none``), ``label_smoothing`` (eps in [0, 1], 0),
     ``z_loss`` (coefficient >= 0, 0; PaLM uses 1e-4), ``softcap`` (cap > 0, none; Gemma 2 uses 30
     for final logits), ``temperature`` (> 0, 1). Inputs: ``logits`` (..., C) and ``targets``
-    (class ids (...) or probabilities (..., C)). Half-precision inputs are computed in float32.
+    (class ids (...) or probabilities (..., C)), optional ``num_items``: the denominator of
+    ``mean`` (e.g. the valid-token count of the whole accumulated batch), so micro-batch losses
+    add up to the full-batch mean. Half-precision inputs are computed in float32.
 
     Citations: label smoothing, Szegedy et al., "Rethinking the Inception Architecture for
     Computer Vision" (arXiv:1512.00567); z-loss, Chowdhery et al., "PaLM: Scaling Language
@@ -119,7 +124,12 @@ class CrossEntropyLoss(Loss):
         )
         self.temperature = check_number("temperature", temperature, low=0.0, low_open=True)
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        num_items: float | torch.Tensor | None = None,
+    ) -> torch.Tensor:
         return cross_entropy(
             logits,
             targets,
@@ -130,6 +140,7 @@ class CrossEntropyLoss(Loss):
             z_loss=self.z_loss,
             softcap=self.softcap,
             temperature=self.temperature,
+            num_items=num_items,
         )
 
     def extra_repr(self) -> str:
