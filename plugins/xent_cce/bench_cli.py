@@ -115,7 +115,8 @@ def linear_ce(
     title = f"linear-ce N={tokens} V={vocab} D={hidden} {dtype} on {device}"
     table = Table(title=title, caption=memory_note(report))
     for h in HEADERS:
-        table.add_column(h, justify="left" if h in ("impl", "status") else "right")
+        left = h in ("impl", "status")
+        table.add_column(h, justify="left" if left else "right", overflow="fold")
     for row in rows(report):
         table.add_row(*row)
     console.print(table)

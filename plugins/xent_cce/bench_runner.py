@@ -122,6 +122,19 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def check_impl(impl: str) -> dict[str, Any] | None:
+    """A failed or unavailable row for an impl that cannot run here (no process spawned)."""
+    import xent_core
+
+    from .selection import create_kernel
+
+    try:
+        ok, reason = create_kernel(impl).available()
+    except xent_core.XentError as exc:
+        return {"impl": impl, "status": "failed", "reason": str(exc)}
+    return None if ok else {"impl": impl, "status": "unavailable", "reason": reason}
+
+
 def worker_command(cfg: BenchConfig, impl: str, **extra: Any) -> list[str]:
     cmd = [
         sys.executable,
@@ -220,6 +233,10 @@ def run_bench(
                     {"impl": impl, "status": "skipped", "reason": "its N x V logits would not fit"}
                 )
                 continue
+            precheck = check_impl(impl)
+            if precheck is not None:
+                results.append(precheck)
+                continue
             extra: dict[str, Any] = {"save": ref_path} if is_ref else {}
             if not is_ref and Path(ref_path).exists():
                 extra["reference"] = ref_path
@@ -276,7 +293,7 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
             [
                 r["impl"],
                 "ok",
-                _fmt(r["median_s"] * 1e3, ",.0f", " ms"),
+                _fmt(r["median_s"], ".2f", " s"),
                 _fmt(r.get("time_ratio"), ".2f", "x"),
                 _fmt(r["peak_mb"], ",.0f", " MB"),
                 _fmt(r.get("mem_ratio"), ".3f", "x"),
@@ -286,8 +303,7 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
     return out
 
 
-HEADERS = ["impl", "status", "fwd+bwd (median)", "time vs base", "peak memory", "mem vs base",
-           "max rel err"]  # fmt: skip
+HEADERS = ["impl", "status", "median", "x base", "peak", "x base", "max rel err"]
 
 
 def memory_note(report: dict[str, Any]) -> str:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 #: Elements of one chunk of logits (tokens x vocabulary); a few such buffers are alive at once.
-DEFAULT_CHUNK_ELEMENTS = 1 << 22
+DEFAULT_CHUNK_ELEMENTS = 1 << 24
 #: Vocabulary columns per filtering block (a block is skipped when all its softmax entries < eps).
 DEFAULT_FILTER_BLOCK = 1024
 #: Fewest tokens per chunk before the vocabulary is split into blocks as well.
@@ -222,12 +222,17 @@ class _ChunkGrad:
         c: torch.Tensor | None,
         capped: bool,
         need_w: bool,
+        vocab: int,
+        a_positive: bool = False,
+        targets_inside: bool = False,
     ) -> None:
+        """``a_positive``: no ``a_i`` is 0; ``targets_inside``: every ``y_i`` is in [0, V)."""
         self.hs, self.a, self.b, self.y, self.c, self.capped = hs, a, b, y, c, capped
+        self.vocab, self.targets_inside = vocab, targets_inside
         self.dh_acc: torch.Tensor | None = None  # the chunk's dz @ W (a view of dh when possible)
         self.dh_in_place = False
         self.dh_written = False
-        zero_a = b is not None and bool(((a == 0) & (b != 0)).any())
+        zero_a = b is not None and not a_positive and bool(((a == 0) & (b != 0)).any())
         self.scaled = capped or zero_a
         self.dense_uniform = capped and c is not None
         if self.scaled:
@@ -249,8 +254,11 @@ class _ChunkGrad:
             if deriv is not None:
                 probs.mul_(deriv)
         if self.fold is not None and self.y is not None:
-            inside = (self.y >= start) & (self.y < start + width)
-            idx = inside.nonzero().squeeze(1) if not bool(inside.all()) else None
+            if self.targets_inside and start == 0 and width == self.vocab:
+                idx = None
+            else:
+                inside = (self.y >= start) & (self.y < start + width)
+                idx = inside.nonzero().squeeze(1) if not bool(inside.all()) else None
             rows = torch.arange(probs.shape[0], device=probs.device) if idx is None else idx
             cols = (self.y if idx is None else self.y[idx]) - start
             amount = self.fold if idx is None else self.fold[idx]
@@ -310,8 +318,10 @@ class _GradSink:
         b: torch.Tensor | None,
         y: torch.Tensor | None,
         c: torch.Tensor | None,
+        **known: bool,
     ) -> _ChunkGrad:
-        cg = _ChunkGrad(hs, a, b, y, c, self.prep.softcap is not None, self.dw is not None)
+        capped = self.prep.softcap is not None
+        cg = _ChunkGrad(hs, a, b, y, c, capped, self.dw is not None, self.prep.vocab, **known)
         if self.dh is not None:
             if isinstance(rows, slice):
                 cg.dh_acc, cg.dh_in_place = self.dh[rows], True
@@ -329,7 +339,8 @@ class _GradSink:
         """Add the block of columns ``start:start+width`` of the chunk ``cg``."""
         w = self.prep.weight
         eps = None if cg.dense_uniform else self.filter_eps
-        ranges = kept_ranges(probs, eps, self.filter_block, cg.local_targets(start, probs.shape[1]))
+        force = cg.local_targets(start, probs.shape[1]) if eps else None
+        ranges = kept_ranges(probs, eps, self.filter_block, force)
         g_all = cg.form_(probs, deriv, start)
         single = len(ranges) == 1 and ranges[0] == (0, probs.shape[1])
         for lo, hi in ranges:
@@ -582,7 +593,9 @@ def fused_loss_and_grad(
             w = token_weight[r].to(f)
             a = w * (1.0 + 2.0 * z_loss * row_lse) if z_loss else w
             c = w * (eps_ls / v) if eps_ls else None
-            cg = sink.chunk(r, hs, a, w * (1.0 - eps_ls), y, c)
+            cg = sink.chunk(
+                r, hs, a, w * (1.0 - eps_ls), y, c, a_positive=not z_loss, targets_inside=True
+            )
             sink.add_block(cg, probs, deriv, 0)
             sink.finish_chunk(cg, r)
         return SoftmaxStats(lse, tgt, lsum), sink.result()

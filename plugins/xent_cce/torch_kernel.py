@@ -250,7 +250,9 @@ class CCETorchKernel:
     (the classifier is upcast once); float64 stays float64.
 
     Parameters:
-        chunk_elements: logits elements per chunk (memory of one chunk buffer = 4 bytes each).
+        chunk_elements: logits elements per chunk (2^24: one 64 MiB fp32 buffer, a second one
+            under softcap). Larger chunks mean fewer passes over the classifier and its
+            gradient, so they run faster; memory grows linearly.
         filter_block: vocabulary columns per gradient-filtering block.
 
     Citation: Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models",
@@ -264,7 +266,7 @@ class CCETorchKernel:
         "dtypes": ("float16", "bfloat16", "float32", "float64"),
     }
 
-    def __init__(self, chunk_elements: int = 4194304, filter_block: int = 1024) -> None:
+    def __init__(self, chunk_elements: int = 16777216, filter_block: int = 1024) -> None:
         if int(chunk_elements) < 1 or int(filter_block) < 1:
             raise BadParameterError(
                 f"chunk_elements and filter_block must be positive integers, got "
