@@ -309,9 +309,9 @@ HEADERS = ["impl", "status", "median", "x base", "peak", "x base", "max rel err"
 def memory_note(report: dict[str, Any]) -> str:
     dev = report["config"]["device"]
     if dev.startswith("cuda"):
-        return "peak memory: max_memory_allocated over inputs, minus the gradients' own size"
+        return "Peak memory: max_memory_allocated over inputs, minus the gradients' own size"
     return (
-        "peak memory: peak RSS over a floor taken in the same process after creating the "
+        "Peak memory: peak RSS over a floor taken in the same process after creating the "
         "inputs and gradient-sized buffers"
     )
 
