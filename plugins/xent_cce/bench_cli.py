@@ -69,7 +69,15 @@ def linear_ce(
 
     from xent_core import BadParameterError
 
-    from .bench_runner import HEADERS, BenchConfig, markdown, memory_note, rows, run_bench
+    from .bench_runner import (
+        HEADERS,
+        BenchConfig,
+        markdown,
+        memory_note,
+        notes,
+        rows,
+        run_bench,
+    )
 
     if dtype not in _DTYPES:
         raise BadParameterError(f"--dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
@@ -120,6 +128,8 @@ def linear_ce(
     for row in rows(report):
         table.add_row(*row)
     console.print(table)
+    for line in notes(report):
+        console.print(f"  {line}")
     console.print(
         f"baseline: {report['baseline']}; errors vs {report['reference']}; "
         f"torch {env.get('torch')}; {env.get('gpu') or env.get('cpu')}"

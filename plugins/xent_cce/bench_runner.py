@@ -282,18 +282,22 @@ def _fmt(value: Any, spec: str, suffix: str = "") -> str:
     return f"{value:{spec}}{suffix}"
 
 
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s" if value >= 1 else f"{value * 1e3:.1f} ms"
+
+
 def rows(report: dict[str, Any]) -> list[list[str]]:
     """Table rows: impl, status, median time, x baseline, peak memory, x baseline, error."""
     out = []
     for r in report["results"]:
         if r.get("status") != "ok":
-            out.append([r["impl"], r.get("status", "?"), "-", "-", "-", "-", r.get("reason", "")])
+            out.append([r["impl"], r.get("status", "?"), "-", "-", "-", "-", "-"])
             continue
         out.append(
             [
                 r["impl"],
                 "ok",
-                _fmt(r["median_s"], ".2f", " s"),
+                _seconds(r["median_s"]),
                 _fmt(r.get("time_ratio"), ".2f", "x"),
                 _fmt(r["peak_mb"], ",.0f", " MB"),
                 _fmt(r.get("mem_ratio"), ".3f", "x"),
@@ -301,6 +305,13 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
             ]
         )
     return out
+
+
+def notes(report: dict[str, Any]) -> list[str]:
+    """``impl: reason`` for every row that did not run."""
+    return [
+        f"{r['impl']}: {r.get('reason', '')}" for r in report["results"] if r.get("status") != "ok"
+    ]
 
 
 HEADERS = ["impl", "status", "median", "x base", "peak", "x base", "max rel err"]
@@ -341,4 +352,7 @@ def markdown(report: dict[str, Any], note: str = "") -> str:
     lines += [
         "| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows(report)
     ]
+    skipped = notes(report)
+    if skipped:
+        lines += ["", *(f"- {line}" for line in skipped)]
     return "\n".join(lines) + "\n"
