@@ -71,12 +71,14 @@ def entropy_from_hidden(
     softcap: float | None = None,
     logit_scale: float = 1.0,
     kernel: str = "cce-torch",
+    chunk_elements: int | None = None,
 ) -> torch.Tensor:
     """Entropy in nats per token of ``softmax(cap(logit_scale * (hidden @ classifier.T + bias)))``.
 
     ``hidden`` (..., D), ``classifier`` (V, D), ``bias`` (V,). The work is done by the registered
-    kernel's ``token_entropy`` (chunked: the (tokens x V) logits are never formed). Returns
-    ``hidden.shape[:-1]`` in float32.
+    kernel's ``token_entropy`` (chunked: the (tokens x V) logits are never formed). When the
+    kernel has a ``chunk_elements`` parameter (``cce-torch`` does), ``chunk_elements`` sets its
+    logits budget per chunk; other kernels keep their own. Returns ``hidden.shape[:-1]`` in float32.
     """
     import xent_core
 
@@ -93,7 +95,13 @@ def entropy_from_hidden(
     if hidden.device != classifier.device or (bias is not None and bias.device != hidden.device):
         raise BadInputError("hidden, classifier and bias must be on the same device")
     try:
-        k = xent_core.kernel(kernel)
+        params = {}
+        if (
+            chunk_elements is not None
+            and "chunk_elements" in xent_core.info(kernel, "kernel").param_names
+        ):
+            params["chunk_elements"] = int(chunk_elements)
+        k = xent_core.kernel(kernel, **params)
     except XentError as exc:
         raise NotAvailableError(
             f"token-entropy from hidden states needs the kernel {kernel!r} (plugin cce): {exc}"
@@ -130,6 +138,9 @@ class TokenEntropy:
         softcap: tanh soft-capping of the logits (default None).
         logit_scale: multiplies the logits before capping (default 1.0; 1/temperature).
         kernel: kernel used for the hidden-state path (default ``"cce-torch"``).
+        chunk_elements: logits elements per chunk handed to a kernel that takes that parameter
+            (default 4194304 = 2^22: 16 MiB of fp32 logits per buffer; entropy needs no gradient,
+            so small chunks cost little speed); None keeps the kernel's own default.
 
     Citation: Shannon, "A Mathematical Theory of Communication", Bell System Technical Journal
     27 (1948); Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models",
@@ -148,12 +159,16 @@ class TokenEntropy:
         softcap: float | None = None,
         logit_scale: float = 1.0,
         kernel: str = "cce-torch",
+        chunk_elements: int | None = 4194304,
     ) -> None:
         self._log_base = log_base(base)
         self.base = base
         self.units = unit_name(base)
         self.softcap, self.logit_scale = _check_scaling(softcap, logit_scale)
         self.kernel = str(kernel)
+        if chunk_elements is not None and int(chunk_elements) < 1:
+            raise BadParameterError(f"chunk_elements must be >= 1 or None, got {chunk_elements!r}")
+        self.chunk_elements = None if chunk_elements is None else int(chunk_elements)
 
     def per_token(
         self,
@@ -204,6 +219,7 @@ class TokenEntropy:
                 softcap=self.softcap,
                 logit_scale=self.logit_scale,
                 kernel=self.kernel,
+                chunk_elements=self.chunk_elements,
             )
             path = f"hidden ({self.kernel})"
         return h / self._log_base, path

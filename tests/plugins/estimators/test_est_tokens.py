@@ -98,6 +98,9 @@ def test_token_entropy_from_hidden_goes_through_the_registry_kernel():
         est = xent_core.estimator("token-entropy", softcap=8.0, logit_scale=1.3)
         _value, details = est(hidden=hidden, classifier=classifier, bias=bias, details=True)
         assert fake.CALLS == [(65, 24)]  # flattened leading dims, one kernel call
+        assert fake.BUDGETS[-1] == 4194304  # the estimator's chunk budget reaches the kernel
+        xent_core.estimator("token-entropy", chunk_elements=None)(hidden, classifier)
+        assert fake.BUDGETS[-1] == 0  # None keeps the kernel's default
         assert details["per_token"].shape == (5, 13)
         assert details["path"] == "hidden (cce-torch)"
         logits = hidden @ classifier.T + bias
