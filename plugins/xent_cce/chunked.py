@@ -164,8 +164,14 @@ def _buffer(rows: int, cols: int, like: torch.Tensor, dtype: torch.dtype) -> tor
 
 
 def _softmax_(z: torch.Tensor) -> torch.Tensor:
-    """Row softmax in place (one fused pass per row, no new (chunk, V) allocation)."""
-    return torch.ops.aten._softmax.out(z, 1, False, out=z)
+    """Row softmax, in place on the CPU (one fused pass per row, no new (chunk, V) buffer).
+
+    PyTorch's CPU kernel finishes each row's max and sum before writing it, so the output may
+    alias the input (checked by the tests); on other devices a new tensor is returned.
+    """
+    if z.device.type == "cpu":
+        return torch.ops.aten._softmax.out(z, 1, False, out=z)
+    return torch.softmax(z, dim=1)
 
 
 def kept_ranges(
