@@ -10,6 +10,7 @@ import torch
 from xent_core import BadParameterError
 from xent_core.base_loss import Loss
 
+from .distributed import module_forward, uses_distributed_path
 from .inputs import prepare_inputs
 from .selection import accepts_return_lse, auto_kernel, create_kernel, require_available
 from .semantics import REDUCTIONS, z_loss_term
@@ -95,6 +96,16 @@ class LinearCrossEntropy(Loss):
         impl: ``"auto"`` (``cce-triton`` on CUDA when available, else ``cce-torch``), or a
             kernel name such as ``"cce-torch"``, ``"naive"``, ``"torch-native(chunked=True)"``.
         check_inputs: check target range and finite hidden (two device synchronisations).
+        vocab_parallel: a ``torch.distributed`` process group whose ranks each hold a contiguous
+            shard of the classifier rows (Megatron-style); the loss is then exact over the
+            global vocabulary without any rank holding the full classifier or logits (see
+            docs/distributed.md). None (default) is single-device.
+        vocab_start: first global row index of this rank's classifier shard (with
+            ``vocab_parallel``; ``xent_cce.distributed.shard_classifier`` computes it).
+
+    Optional input ``num_items``: the denominator of ``mean`` (e.g. the valid-token count of the
+    whole accumulated or data-parallel batch, ``xent_cce.distributed.global_num_items``), so
+    micro-batch and per-rank losses add up to the one-big-batch loss.
 
     Citation: Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models",
     arXiv:2411.09009; Gemma Team, "Gemma 2: Improving Open Language Models at a Practical
@@ -128,6 +139,8 @@ class LinearCrossEntropy(Loss):
         filter_eps: float | str | None = "auto",
         impl: str = "auto",
         check_inputs: bool = True,
+        vocab_parallel: Any = None,
+        vocab_start: int | None = None,
     ) -> None:
         super().__init__()
         _check_params(
@@ -145,6 +158,8 @@ class LinearCrossEntropy(Loss):
         self.filter_eps = filter_eps
         self.impl = impl.strip()
         self.check_inputs = bool(check_inputs)
+        self.vocab_parallel = vocab_parallel
+        self.vocab_start = None if vocab_start is None else int(vocab_start)
         self.last_z_loss: torch.Tensor | None = None
         self.last_impl: str | None = None
         self._kernels: dict[str, tuple[str, Any]] = {}
@@ -174,7 +189,12 @@ class LinearCrossEntropy(Loss):
         classifier: torch.Tensor,
         targets: torch.Tensor,
         bias: torch.Tensor | None = None,
+        num_items: Any = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if uses_distributed_path(
+            hidden, classifier, bias, vocab_parallel=self.vocab_parallel, num_items=num_items
+        ):
+            return module_forward(self, hidden, classifier, targets, bias, num_items=num_items)
         flat = prepare_inputs(
             hidden,
             classifier,

@@ -140,7 +140,7 @@ def test_registry_metadata_and_factory():
     spec = xent_core.info("linear-cross-entropy")
     assert spec.kind == "loss" and spec.plugin == "cce"
     assert spec.inputs == ("hidden", "classifier", "targets")
-    assert spec.optional_inputs == ("bias",)
+    assert spec.optional_inputs == ("bias", "num_items")
     assert {"softcap", "shift", "filter_eps", "impl", "z_loss"} <= set(spec.param_names)
     assert any("2411.09009" in c.arxiv for c in spec.citations)
     kernels = {s.name for s in xent_core.list_components("kernel", plugin="cce")}
@@ -246,3 +246,22 @@ def test_ignore_index_custom_value_is_not_out_of_range():
     assert float(out[2]) == 0.0
     ref = reference_lce(h.double(), w.double(), y, ignore_index=999, reduction="none")
     assert max_err(out, ref) < 1e-5
+
+
+def test_num_items_makes_micro_batches_add_up_to_the_full_batch():
+    g = torch.Generator().manual_seed(11)
+    h = torch.randn(41, 19, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(67, 19, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, 67, (41,), generator=g)
+    y[[3, 30]] = -100
+    loss = xent_core.loss("linear-cross-entropy", label_smoothing=0.1, z_loss=1e-3, filter_eps=None)
+    full = loss(hidden=h, classifier=w, targets=y)
+    g_full = torch.autograd.grad(full, (h, w))
+    n = int((y != -100).sum())
+    acc = loss(hidden=h[:17], classifier=w, targets=y[:17], num_items=n) + loss(
+        hidden=h[17:], classifier=w, targets=y[17:], num_items=n
+    )
+    g_acc = torch.autograd.grad(acc, (h, w))
+    torch.testing.assert_close(acc, full)
+    for a, b in zip(g_acc, g_full):
+        torch.testing.assert_close(a, b)
