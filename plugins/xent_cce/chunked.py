@@ -433,7 +433,7 @@ def softmax_stats(
             hs = prep.scaled_rows(r)
             m = hs.shape[0]
             run_lse = torch.full((m,), -math.inf, dtype=f, device=device)
-            run_t = torch.zeros(m, dtype=f, device=device) if entropy else None
+            run_h = torch.zeros(m, dtype=f, device=device) if entropy else None
             run_sum = torch.zeros(m, dtype=f, device=device) if logit_sum else None
             for start in range(0, v, block):
                 stop = min(start + block, v)
@@ -443,20 +443,25 @@ def softmax_stats(
                     run_sum += z.sum(1)
                 blk_lse = torch.logsumexp(z, 1)
                 new_lse = torch.logaddexp(run_lse, blk_lse)
-                if run_t is not None:
+                if run_h is not None:
+                    # Entropy as a sum of non-negative terms -p log p = p (lse - z), merged across
+                    # blocks by H = sum_b w_b (H_b + L - L_b), w_b = exp(L_b - L): no cancellation
+                    # of large logits against the lse, so peaked rows keep their precision.
                     p = torch.exp(z - blk_lse[:, None])
-                    blk_t = (p * z).sum(1)
-                    run_t = run_t * torch.exp(run_lse - new_lse).nan_to_num_(
-                        0.0
-                    ) + blk_t * torch.exp(blk_lse - new_lse)
+                    gap = torch.sub(blk_lse[:, None], z).mul_(p).masked_fill_(p == 0, 0.0)
+                    blk_h = gap.sum(1)
+                    old = torch.exp(run_lse - new_lse) * (run_h + (new_lse - run_lse))
+                    run_h = torch.where(torch.isfinite(run_lse), old, 0.0) + torch.exp(
+                        blk_lse - new_lse
+                    ) * (blk_h + (new_lse - blk_lse))
                 run_lse = new_lse
             lse[r] = run_lse
             if tgt is not None and targets is not None:
                 tgt[r] = prep.target_logits(hs, targets[r])
             if lsum is not None and run_sum is not None:
                 lsum[r] = run_sum
-            if ent is not None and run_t is not None:
-                ent[r] = run_lse - run_t
+            if ent is not None and run_h is not None:
+                ent[r] = run_h
         return SoftmaxStats(lse, tgt, lsum, ent)
 
 

@@ -278,3 +278,30 @@ def test_kept_ranges_drops_small_blocks_keeps_targets_and_merges():
     probs[2, 5] = 1e-9
     assert kept_ranges(probs, 1e-6, block=4) == [(0, 4)]
     assert kept_ranges(probs, None, block=4) == [(0, 10)]
+
+
+def test_token_entropy_keeps_precision_on_peaked_rows_with_large_logits():
+    """Entropy is summed as -p log p terms, not lse - E[z]: large peaked logits do not cancel."""
+    g = torch.Generator().manual_seed(5)
+    h = torch.randn(29, 16, generator=g)
+    w = torch.randn(301, 16, generator=g)
+    w[:29] = 40 * h  # each token's own row dominates: entropy ~ 1e-30..1e-3, logits ~ 1e3
+    bias = torch.full((301,), 500.0)  # a large common offset cancels in the softmax
+    kernel = xent_core.kernel("cce-torch", chunk_elements=64 * 16)  # several vocab blocks per row
+    got = kernel.token_entropy(h, w, bias)
+    z = h.double() @ w.double().T + 500.0
+    logp = torch.log_softmax(z, -1)
+    want = -(logp.exp() * logp).sum(-1)
+    assert torch.isfinite(got).all()
+    # absolute error at the level of fp32 rounding of the entropies themselves, not of |z| ~ 1e3
+    assert (got.double() - want).abs().max() < 1e-6 + 1e-5 * want.abs().max()
+    loose = torch.randn(7, 16, generator=g)
+    torch.testing.assert_close(
+        kernel.token_entropy(loose, w).double(),
+        -(
+            torch.softmax(loose.double() @ w.double().T, -1)
+            * torch.log_softmax(loose.double() @ w.double().T, -1)
+        ).sum(-1),
+        rtol=1e-5,
+        atol=1e-5,
+    )
