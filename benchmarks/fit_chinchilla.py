@@ -17,7 +17,7 @@ Usage::
 
     python benchmarks/fit_chinchilla.py                 # full comparison (several minutes)
     python benchmarks/fit_chinchilla.py --stride 10     # baselines on every 10th start only
-    python benchmarks/fit_chinchilla.py --write docs/benchmarks/fitters.md
+    python benchmarks/fit_chinchilla.py --write /tmp/fitters.md   # then replace its section in docs/benchmarks.md
 """
 
 from __future__ import annotations

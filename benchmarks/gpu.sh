@@ -10,7 +10,7 @@
 #
 # Everything finishes within about 8 minutes. Full results go to $OUT (if set, else to a
 # temporary folder): triton-tests.log, gpu_check.json, gpu_check.log. The short table comes last.
-# Peers travel as wheels unpacked by the caller onto PYTHONPATH (see docs/benchmarks/cce-gpu.md).
+# Peers travel as wheels unpacked by the caller onto PYTHONPATH (see docs/benchmarks.md).
 #
 # Usage: benchmarks/gpu.sh [--dry-run]
 #   --dry-run  the same steps on the CPU in the Triton interpreter, a few tests, tiny shapes.

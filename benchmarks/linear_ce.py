@@ -6,7 +6,7 @@ path and chunked), ``cce-torch`` (default and a 4M-element chunk), and Apple's
 fresh process; see ``xent bench linear-ce --help``.
 
     python benchmarks/linear_ce.py                      # print the table
-    python benchmarks/linear_ce.py --append-docs        # also append to docs/benchmarks/cce-cpu.md
+    python benchmarks/linear_ce.py --append-docs        # also append to docs/benchmarks.md
 
 On a 2-core machine this takes about 3 minutes (more the first time Apple's torch.compile runs:
 run once to fill the inductor cache, so its compilation does not count in its peak memory).
@@ -25,7 +25,7 @@ IMPLS = [
     "cce-torch",
     "cce-torch(chunk_elements=4194304)",
 ]
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "cce-cpu.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def main() -> None:
