@@ -77,6 +77,13 @@ def fit_command(
     if "progress" in spec.param_names:
         opts.setdefault("progress", sys.stderr.isatty() and not as_json)
     law = xent_core.scaling_model(spec.qualified_id, **opts)
+    if getattr(law, "input_format", "table") == "curves":
+        raise BadParameterError(
+            f"{spec.name!r} fits whole loss curves with their per-step learning-rate schedule, "
+            "which a table of sampled steps does not hold; use the Python API: "
+            f"xent_core.scaling_model({spec.name!r}).fit([{{'lr': per_step_lr, 'step': steps, "
+            "'loss': losses}, ...]) (see docs/scaling-laws-curves.md)"
+        )
 
     columns = _pairs(x, "--x")
     if y is not None:

@@ -123,7 +123,11 @@ def load_columns(
         raise BadInputError(
             f"{law + ': ' if law else ''}missing column(s) {', '.join(missing)}; "
             f"columns found: {found}"
-            + ("; map a column with columns={'N': 'your_column'}" if not mapping else "")
+            + (
+                "; map a column with columns={'N': 'your_column'} (CLI: --x N=your_column)"
+                if not mapping
+                else ""
+            )
         )
     must_be_positive = set(required) | set(optional) if positive is True else set(positive or ())
     out: dict[str, np.ndarray] = {}

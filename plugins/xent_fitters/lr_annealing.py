@@ -93,6 +93,8 @@ class LRAnnealingLaw:
     Citation: Tissue et al., "Scaling Law with Learning Rate Annealing", arXiv:2408.11029.
     """
 
+    #: fits whole loss curves with their per-step LR schedule, not a table of runs
+    input_format = "curves"
     citation = ("Scaling Law with Learning Rate Annealing", "arXiv:2408.11029")
     param_names = PARAM_NAMES
 

@@ -173,6 +173,8 @@ class MultiPowerLaw:
     Schedules", arXiv:2503.12811.
     """
 
+    #: fits whole loss curves with their per-step LR schedule, not a table of runs
+    input_format = "curves"
     citation = (
         "A Multi-Power Law for Loss Curve Prediction Across Learning Rate Schedules",
         "arXiv:2503.12811",

@@ -122,3 +122,21 @@ def test_real_entry_point_lists_the_command(capsys):
     assert main(["fit", "--json", "-b", "0", "-o", ONE_START]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["params"]["E"] == pytest.approx(1.8172, abs=5e-5)
+
+
+def test_curve_laws_point_to_the_python_api(tmp_path):
+    import subprocess
+    import sys
+
+    csv = tmp_path / "curve.csv"
+    csv.write_text("step,lr,loss\n1,0.1,3.0\n2,0.1,2.9\n")
+    code = "import sys; from xent_core.cli import main; sys.exit(main(sys.argv[1:]))"
+    for law in ("multi-power", "lr-annealing"):
+        out = subprocess.run(
+            [sys.executable, "-c", code, "fit", str(csv), "--model", law],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 2
+        assert "Python API" in out.stderr and len(out.stderr.strip().splitlines()) == 1
