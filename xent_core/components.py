@@ -21,6 +21,7 @@ import ast
 import importlib
 import importlib.util
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,39 +241,69 @@ def _class_defs(tree: ast.Module) -> dict[str, ast.ClassDef]:
     return {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
 
 
-def _method(
-    cls: ast.ClassDef, name: str, classes: dict[str, ast.ClassDef]
-) -> ast.FunctionDef | None:
-    """Find ``name`` in ``cls`` or its bases defined in the same module."""
-    seen: set[str] = set()
-    todo = [cls]
-    while todo:
-        node = todo.pop(0)
-        if node.name in seen:
+def _imported_names(tree: ast.Module, module_name: str) -> dict[str, tuple[str, str]]:
+    """``{local name: (module, attr)}`` for the ``from X import Y`` statements of a module."""
+    package = module_name.rpartition(".")[0]
+    out: dict[str, tuple[str, str]] = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ImportFrom):
             continue
-        seen.add(node.name)
+        try:
+            source = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+        except (ImportError, ValueError):
+            continue
+        for alias in node.names:
+            out[alias.asname or alias.name] = (source, alias.name)
+    return out
+
+
+def _class_chain(module_name: str, tree: ast.Module, cls: ast.ClassDef) -> list[ast.ClassDef]:
+    """``cls`` and its base classes, read statically, nearest first (an approximate MRO).
+
+    Bases defined in the same module or imported with ``from module import Base`` (absolute or
+    relative) are followed, so a plugin can share ``__init__``/``forward`` through a base class
+    in another module of its package; other bases (``torch.nn.Module``, ...) end the chain.
+    """
+    chain: list[ast.ClassDef] = []
+    todo: list[tuple[str, ast.Module, ast.ClassDef]] = [(module_name, tree, cls)]
+    seen: set[tuple[str, str]] = set()
+    while todo:
+        mod, mod_tree, node = todo.pop(0)
+        if (mod, node.name) in seen:
+            continue
+        seen.add((mod, node.name))
+        chain.append(node)
+        local = _class_defs(mod_tree)
+        imported = _imported_names(mod_tree, mod)
+        for base in node.bases:
+            if not isinstance(base, ast.Name):
+                continue
+            if base.id in local:
+                todo.append((mod, mod_tree, local[base.id]))
+            elif base.id in imported:
+                other_mod, other_name = imported[base.id]
+                parent = other_mod.rpartition(".")[0]
+                if parent and parent not in sys.modules:
+                    continue  # finding it would import its package (torch.nn, ...): stop here
+                parsed = _module_source(other_mod)
+                if parsed is not None and other_name in _class_defs(parsed[0]):
+                    todo.append((other_mod, parsed[0], _class_defs(parsed[0])[other_name]))
+    return chain
+
+
+def _method(chain: list[ast.ClassDef], name: str) -> ast.FunctionDef | None:
+    """The first definition of method ``name`` along ``chain``."""
+    for node in chain:
         for item in node.body:
             if isinstance(item, ast.FunctionDef) and item.name == name:
                 return item
-        for base in node.bases:
-            if isinstance(base, ast.Name) and base.id in classes:
-                todo.append(classes[base.id])
     return None
 
 
-def _class_attrs(cls: ast.ClassDef, classes: dict[str, ast.ClassDef]) -> dict[str, Any]:
+def _class_attrs(chain: list[ast.ClassDef]) -> dict[str, Any]:
+    """Literal class attributes along ``chain`` (nearer classes win)."""
     attrs: dict[str, Any] = {}
-    chain: list[ast.ClassDef] = []
-    todo = [cls]
-    while todo:
-        node = todo.pop(0)
-        if node in chain:
-            continue
-        chain.append(node)
-        todo.extend(
-            classes[b.id] for b in node.bases if isinstance(b, ast.Name) and b.id in classes
-        )
-    for node in reversed(chain):  # subclasses override bases
+    for node in reversed(chain):
         for item in node.body:
             targets: list[ast.expr] = []
             value: ast.expr | None = None
@@ -303,15 +334,15 @@ def _static_meta(target: str) -> _Meta | None:
     tree, _ = parsed
     classes = _class_defs(tree)
     if attr in classes:
-        cls = classes[attr]
-        meta = _Meta(doc=ast.get_docstring(cls) or "")
-        init = _method(cls, "__init__", classes)
+        chain = _class_chain(module_name, tree, classes[attr])
+        meta = _Meta(doc=ast.get_docstring(classes[attr]) or "")
+        init = _method(chain, "__init__")
         if init is not None:
             meta.params, meta.accepts_extra_params = _params_from_args(init.args, skip_first=True)
-        forward = _method(cls, "forward", classes)
+        forward = _method(chain, "forward")
         if forward is not None:
             meta.inputs, meta.optional_inputs = _forward_inputs(forward)
-        meta.attrs = _class_attrs(cls, classes)
+        meta.attrs = _class_attrs(chain)
         return meta
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == attr:

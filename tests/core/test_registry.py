@@ -176,3 +176,16 @@ def test_strict_mode_raises_on_a_broken_plugin():
 
     with pytest.raises(PluginLoadError, match="boom in hook"):
         make("toy_plugin", "broken_hook_plugin", env={"XENT_STRICT_PLUGINS": "1"})
+
+
+def test_metadata_follows_base_classes_imported_from_other_modules():
+    for mod in ("toy_pkg.scaled", "toy_pkg._base"):
+        sys.modules.pop(mod, None)
+    reg = Registry([PluginSource("pkg", "toy_pkg")], env={})
+    spec = reg.get("scaled-square")
+    assert spec.summary == "Scaled mean square of the logits."
+    assert [(p.name, p.default) for p in spec.params] == [("scale", "2.0"), ("reduction", "'mean'")]
+    assert spec.inputs == ("logits",) and spec.optional_inputs == ("mask",)
+    assert spec.citations[0].arxiv == "arXiv:0000.00003"  # the subclass's own attribute wins
+    assert spec.capabilities == {"devices": ("cpu",)}  # inherited
+    assert "toy_pkg.scaled" not in sys.modules and "toy_pkg._base" not in sys.modules
