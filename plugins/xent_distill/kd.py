@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
-from xent_core.base_loss import Loss
-
-from . import _common as C
+from ._divergence import DivergenceLoss
 from .functional import forward_kl
 
 
-class KD(Loss):
+class KD(DivergenceLoss):
     """Hinton knowledge distillation: T^2 * KL(p_teacher || q_student) at temperature T.
 
     Per token, with ``p = softmax(t / T)`` (teacher) and ``q = softmax(s / T)`` (student)::
@@ -43,38 +43,14 @@ class KD(Loss):
         reduction: str = "mean",
         vocab_align: str = "error",
     ) -> None:
-        super().__init__()
-        self.temperature = C.check_positive("temperature", temperature)
+        super().__init__(temperature, tail, ignore_index, reduction, vocab_align)
         self.scale_by_t2 = bool(scale_by_t2)
-        self.tail = C.check_tail(tail)
-        self.ignore_index = int(ignore_index)
-        self.reduction = C.check_choice("reduction", reduction, C.REDUCTIONS)
-        self.vocab_align = C.check_choice("vocab_align", vocab_align, C.VOCAB_ALIGN)
 
-    def forward(
-        self,
-        logits: torch.Tensor,
-        teacher_logits: torch.Tensor | None = None,
-        targets: torch.Tensor | None = None,
-        teacher_topk_ids: torch.Tensor | None = None,
-        teacher_topk_logprobs: torch.Tensor | None = None,
-        num_items: int | torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        return C.divergence_loss(
-            forward_kl,
-            logits,
-            teacher_logits,
-            teacher_topk_ids,
-            teacher_topk_logprobs,
-            targets,
-            num_items,
-            temperature=self.temperature,
-            tail=self.tail,
-            vocab_align=self.vocab_align,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-            scale=self.temperature**2 if self.scale_by_t2 else 1.0,
-        )
+    def row_divergence(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        return forward_kl
+
+    def output_scale(self) -> float:
+        return self.temperature**2 if self.scale_by_t2 else 1.0
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, scale_by_t2={self.scale_by_t2}"

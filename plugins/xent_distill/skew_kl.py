@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import torch
 
-from xent_core.base_loss import Loss
-
 from . import _common as C
+from ._divergence import DivergenceLoss
 from .functional import skew_forward_kl
 
 
-class SkewKL(Loss):
+class SkewKL(DivergenceLoss):
     """Skew KL distillation: KL(p_teacher || alpha p + (1 - alpha) q_student); alpha=0 is forward KL.
 
     Per token, with ``p = softmax(t / T)`` and ``q = softmax(s / T)``::
@@ -44,37 +44,11 @@ class SkewKL(Loss):
         reduction: str = "mean",
         vocab_align: str = "error",
     ) -> None:
-        super().__init__()
+        super().__init__(temperature, tail, ignore_index, reduction, vocab_align)
         self.alpha = C.check_unit_interval("alpha", alpha)
-        self.temperature = C.check_positive("temperature", temperature)
-        self.tail = C.check_tail(tail)
-        self.ignore_index = int(ignore_index)
-        self.reduction = C.check_choice("reduction", reduction, C.REDUCTIONS)
-        self.vocab_align = C.check_choice("vocab_align", vocab_align, C.VOCAB_ALIGN)
 
-    def forward(
-        self,
-        logits: torch.Tensor,
-        teacher_logits: torch.Tensor | None = None,
-        targets: torch.Tensor | None = None,
-        teacher_topk_ids: torch.Tensor | None = None,
-        teacher_topk_logprobs: torch.Tensor | None = None,
-        num_items: int | torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        return C.divergence_loss(
-            partial(skew_forward_kl, alpha=self.alpha),
-            logits,
-            teacher_logits,
-            teacher_topk_ids,
-            teacher_topk_logprobs,
-            targets,
-            num_items,
-            temperature=self.temperature,
-            tail=self.tail,
-            vocab_align=self.vocab_align,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-        )
+    def row_divergence(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        return partial(skew_forward_kl, alpha=self.alpha)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, temperature={self.temperature}"
