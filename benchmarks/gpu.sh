@@ -85,6 +85,13 @@ fi
 if [ "$TEST_RC" = 0 ]; then TESTS_STATUS="passed"; else TESTS_STATUS="FAILED(rc=$TEST_RC)"; fi
 echo "tests: $TESTS_STATUS after $(elapsed) s"
 
+if [ "$DRY" = 0 ]; then
+    # vocab-parallel path on NCCL: one GPU allows world size 1 only (a sanity run, per-rank memory)
+    echo "== vocab-parallel on NCCL, world size 1"
+    timeout 60 "$PY" benchmarks/distributed_memory.py --backend nccl --worlds 1 2>&1 \
+        | tee "$RESULTS/distributed_nccl.log" | tail -n 5
+fi
+
 echo "== benchmark (results in $RESULTS; started after $(elapsed) s)"
 LEFT=$(( TOTAL_S - $(elapsed) ))
 [ "$LEFT" -lt 60 ] && LEFT=60
