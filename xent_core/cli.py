@@ -62,11 +62,7 @@ def _root(
 
 
 def _availability(spec: ComponentSpec) -> str:
-    reqs = spec.requirements()
-    missing = [m for m, ok in reqs.items() if not ok]
-    if missing:
-        return "needs " + ", ".join(missing)
-    return "yes"
+    return spec.availability()[1]
 
 
 @app.command("list")
@@ -88,13 +84,16 @@ def list_command(
                 "id": s.qualified_id,
                 "plugin": s.plugin,
                 "summary": s.summary,
-                "available": _availability(s) == "yes",
+                "available": s.availability()[0],
             }
             for s in specs
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
-    show_avail = any(s.capabilities.get("requires") for s in specs)
+    show_avail = any(
+        s.capabilities.get("requires") or "cpu" not in s.capabilities.get("devices", ("cpu",))
+        for s in specs
+    )
     table = Table(title=f"xent components ({len(specs)})", title_justify="left")
     for col in ("name", "kind", "plugin", "summary"):
         table.add_column(col, overflow="fold")

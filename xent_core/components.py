@@ -21,6 +21,8 @@ import ast
 import importlib
 import importlib.util
 import inspect
+import os
+import shutil
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -102,6 +104,21 @@ class ComponentSpec:
         needs = self.capabilities.get("requires", ())
         return {mod: importlib.util.find_spec(mod) is not None for mod in needs}
 
+    def availability(self) -> tuple[bool, str]:
+        """Whether the component can run here, judged without importing it (or torch).
+
+        Checks the packages named in ``capabilities["requires"]`` and, when
+        ``capabilities["devices"]`` excludes ``"cpu"``, that an NVIDIA device is visible. A
+        kernel's own ``available()`` gives the exact answer once it is created.
+        """
+        missing = [mod for mod, ok in self.requirements().items() if not ok]
+        if missing:
+            return False, "needs " + ", ".join(missing)
+        devices = tuple(self.capabilities.get("devices", ()))
+        if devices and "cpu" not in devices and not cuda_visible():
+            return False, f"needs {'/'.join(devices)} (no GPU visible)"
+        return True, "yes"
+
     def load(self) -> Callable[..., Any]:
         """Import and return the implementation (class or factory)."""
         if not isinstance(self.target, str):
@@ -134,9 +151,17 @@ class ComponentSpec:
             "optional_inputs": list(self.optional_inputs),
             "capabilities": _jsonable(dict(self.capabilities)),
             "requirements": self.requirements(),
+            "available": self.availability()[0],
             "citations": [{"title": c.title, "arxiv": c.arxiv} for c in self.citations],
             "doc": self.doc,
         }
+
+
+def cuda_visible() -> bool:
+    """True when an NVIDIA GPU is visible to this process (no torch import)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi") is not None
 
 
 def _jsonable(value: Any) -> Any:

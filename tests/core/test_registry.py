@@ -189,3 +189,16 @@ def test_metadata_follows_base_classes_imported_from_other_modules():
     assert spec.citations[0].arxiv == "arXiv:0000.00003"  # the subclass's own attribute wins
     assert spec.capabilities == {"devices": ("cpu",)}  # inherited
     assert "toy_pkg.scaled" not in sys.modules and "toy_pkg._base" not in sys.modules
+
+
+def test_availability_accounts_for_gpu_only_components(monkeypatch):
+    from xent_core import components
+
+    spec = make("toy_plugin").get("toy-ce")
+    gpu_only = type(spec)(**{**spec.__dict__, "capabilities": {"devices": ("cuda",)}})
+    monkeypatch.setattr(components, "cuda_visible", lambda: False)
+    assert gpu_only.availability() == (False, "needs cuda (no GPU visible)")
+    assert spec.availability() == (True, "yes")  # declares cpu
+    monkeypatch.setattr(components, "cuda_visible", lambda: True)
+    assert gpu_only.availability() == (True, "yes")
+    assert make("toy_plugin").get("toy-kernel").availability() == (False, "needs no_such_pkg_xyz")
