@@ -36,3 +36,15 @@ def test_plugin_walkthrough_embeds_the_example_verbatim():
     ):
         text = (example / rel).read_text(encoding="utf-8")
         assert f"# {rel}\n{text}```" in doc, f"docs/writing-a-plugin.md is out of sync with {rel}"
+
+
+def test_relative_links_in_docs_resolve():
+    import re
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    broken = []
+    for page in pages:
+        for link in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
+            if "://" not in link and not (page.parent / link).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {link}")
+    assert not broken, broken
