@@ -9,6 +9,7 @@ import torch
 from xent_core.base_loss import Loss
 
 from . import _common as C
+from ._linear_chunked import Spec, linear_distill
 
 
 class DivergenceLoss(Loss):
@@ -65,4 +66,59 @@ class DivergenceLoss(Loss):
             ignore_index=self.ignore_index,
             reduction=self.reduction,
             scale=self.output_scale(),
+        )
+
+
+class LinearDivergenceLoss(Loss):
+    """Base class of the fused linear distillation losses (``linear-kd``, ``linear-jsd``).
+
+    Subclasses list every parameter in their ``__init__`` and override :meth:`spec`, which says
+    what the chunked pass computes.
+    """
+
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        softcap: float | None = None,
+        chunk_size: int = 256,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        vocab_align: str = "error",
+    ) -> None:
+        super().__init__()
+        self.temperature = C.check_positive("temperature", temperature)
+        self.softcap = C.check_softcap(softcap)
+        self.chunk_size = C.check_int("chunk_size", chunk_size, 1)
+        self.ignore_index = int(ignore_index)
+        self.reduction = C.check_choice("reduction", reduction, C.REDUCTIONS)
+        self.vocab_align = C.check_choice("vocab_align", vocab_align, C.VOCAB_ALIGN)
+
+    def spec(self) -> Spec:
+        """The divergence, temperature, softcap and chunking of the fused pass."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        classifier: torch.Tensor,
+        teacher_hidden: torch.Tensor,
+        teacher_classifier: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
+        teacher_bias: torch.Tensor | None = None,
+        num_items: int | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return linear_distill(
+            self.spec(),
+            hidden,
+            classifier,
+            teacher_hidden,
+            teacher_classifier,
+            targets,
+            bias,
+            teacher_bias,
+            num_items,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            vocab_align=self.vocab_align,
         )

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import torch
-
-from xent_core.base_loss import Loss
-
 from . import _common as C
-from ._linear_chunked import Spec, linear_distill
+from ._divergence import LinearDivergenceLoss
+from ._linear_chunked import Spec
 
 
-class LinearJSD(Loss):
+class LinearJSD(LinearDivergenceLoss):
     """Fused linear generalized JSD from student and teacher hidden states; never materialises the (N, V) logits.
 
     Per token ``i``, with student logits ``s_i = cap(h_i W^T + b)``, teacher logits
@@ -50,48 +47,18 @@ class LinearJSD(Loss):
         reduction: str = "mean",
         vocab_align: str = "error",
     ) -> None:
-        super().__init__()
+        super().__init__(temperature, softcap, chunk_size, ignore_index, reduction, vocab_align)
         self.beta = C.check_unit_interval("beta", beta)
-        self.temperature = C.check_positive("temperature", temperature)
         self.normalize = bool(normalize)
-        self.softcap = C.check_softcap(softcap)
-        self.chunk_size = C.check_int("chunk_size", chunk_size, 1)
-        self.ignore_index = int(ignore_index)
-        self.reduction = C.check_choice("reduction", reduction, C.REDUCTIONS)
-        self.vocab_align = C.check_choice("vocab_align", vocab_align, C.VOCAB_ALIGN)
 
-    def forward(
-        self,
-        hidden: torch.Tensor,
-        classifier: torch.Tensor,
-        teacher_hidden: torch.Tensor,
-        teacher_classifier: torch.Tensor,
-        targets: torch.Tensor | None = None,
-        bias: torch.Tensor | None = None,
-        teacher_bias: torch.Tensor | None = None,
-        num_items: int | torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        spec = Spec(
+    def spec(self) -> Spec:
+        return Spec(
             kind="jsd",
             temperature=self.temperature,
             softcap=self.softcap,
             beta=self.beta,
             normalize=self.normalize,
             chunk_size=self.chunk_size,
-        )
-        return linear_distill(
-            spec,
-            hidden,
-            classifier,
-            teacher_hidden,
-            teacher_classifier,
-            targets,
-            bias,
-            teacher_bias,
-            num_items,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-            vocab_align=self.vocab_align,
         )
 
     def extra_repr(self) -> str:

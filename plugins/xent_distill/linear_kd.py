@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import torch
-
-from xent_core.base_loss import Loss
-
-from . import _common as C
-from ._linear_chunked import Spec, linear_distill
+from ._divergence import LinearDivergenceLoss
+from ._linear_chunked import Spec
 
 
-class LinearKD(Loss):
+class LinearKD(LinearDivergenceLoss):
     """Fused linear KD from student and teacher hidden states; never materialises the (N, V) logits.
 
     Per token ``i``, with student logits ``s_i = cap(h_i W^T + b)`` and teacher logits
@@ -52,46 +48,16 @@ class LinearKD(Loss):
         reduction: str = "mean",
         vocab_align: str = "error",
     ) -> None:
-        super().__init__()
-        self.temperature = C.check_positive("temperature", temperature)
+        super().__init__(temperature, softcap, chunk_size, ignore_index, reduction, vocab_align)
         self.scale_by_t2 = bool(scale_by_t2)
-        self.softcap = C.check_softcap(softcap)
-        self.chunk_size = C.check_int("chunk_size", chunk_size, 1)
-        self.ignore_index = int(ignore_index)
-        self.reduction = C.check_choice("reduction", reduction, C.REDUCTIONS)
-        self.vocab_align = C.check_choice("vocab_align", vocab_align, C.VOCAB_ALIGN)
 
-    def forward(
-        self,
-        hidden: torch.Tensor,
-        classifier: torch.Tensor,
-        teacher_hidden: torch.Tensor,
-        teacher_classifier: torch.Tensor,
-        targets: torch.Tensor | None = None,
-        bias: torch.Tensor | None = None,
-        teacher_bias: torch.Tensor | None = None,
-        num_items: int | torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        spec = Spec(
+    def spec(self) -> Spec:
+        return Spec(
             kind="kd",
             temperature=self.temperature,
             softcap=self.softcap,
             scale=self.temperature**2 if self.scale_by_t2 else 1.0,
             chunk_size=self.chunk_size,
-        )
-        return linear_distill(
-            spec,
-            hidden,
-            classifier,
-            teacher_hidden,
-            teacher_classifier,
-            targets,
-            bias,
-            teacher_bias,
-            num_items,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-            vocab_align=self.vocab_align,
         )
 
     def extra_repr(self) -> str:
