@@ -158,17 +158,20 @@ def decoupled_kl(
     neg_inf = torch.full_like(lp[:, 0], _NEG_INF)
     lp_y = torch.where(present, lp.gather(-1, idx).squeeze(-1), neg_inf)
     lq_y = torch.where(present, lq.gather(-1, idx).squeeze(-1), neg_inf)
-    tckd = forward_kl(
-        torch.stack([lp_y, log1mexp(lp_y)], -1), torch.stack([lq_y, log1mexp(lq_y)], -1)
-    )
     is_y = torch.zeros_like(lp, dtype=torch.bool).scatter(-1, idx, present[:, None])
 
-    def renormalised(x: torch.Tensor) -> torch.Tensor:
+    def split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Non-target log-mass ``log(1 - x_y)`` as a log-sum-exp of the other cells (exact even
+        when ``x_y`` rounds to 1, where ``log1mexp`` would give -inf), and the renormalised rest."""
         rest = x.masked_fill(is_y, _NEG_INF)
-        lse = torch.logsumexp(rest, -1, keepdim=True)
-        return rest - lse.masked_fill(lse == _NEG_INF, 0.0)
+        empty = (rest == _NEG_INF).all(-1, keepdim=True)
+        lse = torch.logsumexp(rest.masked_fill(empty, 0.0), -1, keepdim=True)
+        return lse.masked_fill(empty, _NEG_INF).squeeze(-1), rest - lse.masked_fill(empty, 0.0)
 
-    nckd = forward_kl(renormalised(lp), renormalised(lq))
+    lp_rest, lp_hat = split(lp)
+    lq_rest, lq_hat = split(lq)
+    tckd = forward_kl(torch.stack([lp_y, lp_rest], -1), torch.stack([lq_y, lq_rest], -1))
+    nckd = forward_kl(lp_hat, lq_hat)
     return tckd, nckd
 
 
