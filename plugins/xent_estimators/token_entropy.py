@@ -55,11 +55,19 @@ def entropy_from_logits(
             if logit_scale != 1.0:
                 z = z * logit_scale
             if softcap is not None:
-                z = torch.tanh(z / softcap) * softcap
-            z = z - z.amax(dim=-1, keepdim=True)  # z <= 0: no cancellation against lse
+                # a masked logit stays masked (-inf), not capped to -softcap
+                z = torch.where(torch.isneginf(z), z, torch.tanh(z / softcap) * softcap)
+            top = z.amax(dim=-1, keepdim=True)
+            if bool(torch.isneginf(top).any()):
+                raise BadInputError(
+                    "a row of logits is -inf everywhere: its softmax (and entropy) is undefined"
+                )
+            z = z - top  # z <= 0: no cancellation against lse
             e = torch.exp(z)
             total = e.sum(dim=-1)
-            out[start : start + rows] = torch.log(total) - (e * z).sum(dim=-1) / total
+            # masked logits (-inf) have e = 0 and contribute 0 * log 0 = 0, not 0 * -inf = NaN
+            ez = torch.where(e > 0, e * z, torch.zeros_like(z))
+            out[start : start + rows] = torch.log(total) - ez.sum(dim=-1) / total
     return out.reshape(lead).clamp_min(0)
 
 
@@ -199,7 +207,7 @@ class TokenEntropy:
         if logits is not None:
             if classifier is not None or bias is not None:
                 raise BadInputError("classifier/bias only go with hidden states, not with logits")
-            t = _as_float_tensor(logits, "logits")
+            t = _as_float_tensor(logits, "logits", allow_neg_inf=True)
             h = entropy_from_logits(t, softcap=self.softcap, logit_scale=self.logit_scale)
             path = "logits"
         else:
@@ -255,7 +263,7 @@ class TokenEntropy:
         return finish(value, info, details)
 
 
-def _as_float_tensor(x: Any, name: str) -> torch.Tensor:
+def _as_float_tensor(x: Any, name: str, allow_neg_inf: bool = False) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         t = x.detach()
         if not t.is_floating_point():
@@ -264,5 +272,12 @@ def _as_float_tensor(x: Any, name: str) -> torch.Tensor:
         t = to_tensor(x, name, torch.float64)
         if t.dtype != torch.float64:
             t = t.float()
+    if allow_neg_inf and t.numel() and bool(torch.isneginf(t).any()):
+        # -inf is a masked logit (top-k/top-p filtering, padded vocabulary): probability 0
+        if bool(torch.isnan(t).any() | torch.isposinf(t).any()):
+            raise BadInputError(
+                f"{name} contains NaN or +inf values; only -inf (masked) is allowed"
+            )
+        return t
     check_finite(t, name)
     return t

@@ -39,7 +39,8 @@ def renyi_entropy(p: torch.Tensor, q: float) -> float:
     support = p[p > p.max() * 1e-12]
     if q == 0.0:
         return math.log(support.numel())
-    return math.log(float(support.pow(q).sum())) / (1.0 - q)
+    # log sum p^q in log space: p^q underflows to 0 for large q (q = 500 with p <= 0.2)
+    return float(torch.logsumexp(q * support.log(), dim=0)) / (1.0 - q)
 
 
 def similarity_spectrum(
