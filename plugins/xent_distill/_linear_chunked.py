@@ -68,6 +68,11 @@ def _softmax_stats(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return m, e, e.sum(-1, keepdim=True)
 
 
+def _zero_nan(x: torch.Tensor) -> torch.Tensor:
+    """Replace NaN by 0 in place, keeping +-inf (they carry true infinite values)."""
+    return x.nan_to_num_(nan=0.0, posinf=float("inf"), neginf=float("-inf"))
+
+
 def _kd_block(
     make_ut: Callable[[], torch.Tensor],
     make_us: Callable[[], torch.Tensor],
@@ -85,13 +90,14 @@ def _kd_block(
     m_t = ut.amax(-1, keepdim=True)
     e_t = ut.sub_(m_t).exp()
     s_t = e_t.sum(-1, keepdim=True)
-    cross_t = ut.mul_(e_t).sum(-1, keepdim=True)
+    # -inf logits (masked vocabulary entries) have p = 0: their 0 * (-inf) = NaN terms count 0
+    cross_t = _zero_nan(ut.mul_(e_t)).sum(-1, keepdim=True)
     del ut
     us = make_us()
     m_s = us.amax(-1, keepdim=True)
     e_s = us.sub_(m_s).exp()
     s_s = e_s.sum(-1, keepdim=True)
-    cross_s = us.mul_(e_t).sum(-1, keepdim=True)
+    cross_s = _zero_nan(us.mul_(e_t)).sum(-1, keepdim=True)
     del us
     log_s_t = s_t.log()
     values = ((cross_t - cross_s) / s_t + (s_s.log() - log_s_t)).squeeze(-1) * spec.scale
@@ -127,6 +133,7 @@ def _block(
     else:
         gq = log_mix_ratio(lt.sub_(ls), beta)  # log(m / q)
         gq.mul_(-1.0 / beta if spec.normalize else -(1.0 - beta))
+    gq.masked_fill_(q == 0, 0.0)  # classes the student rules out: q * g is 0, not 0 * inf
     mean_g = (q * gq).sum(-1, keepdim=True)
     return values, lse_t, gq.sub_(mean_g).mul_(q).mul_(row_factor[:, None])
 
