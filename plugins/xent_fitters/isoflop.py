@@ -158,7 +158,9 @@ class IsoFLOPLaw:
         for g in np.unique(labels):
             m = labels == g
             w = None if weights is None else weights[m]
-            if (w is None and m.sum() < self.min_points) or (w is not None and (w > 0).sum() < 3):
+            # the budgets of the fit only: a bootstrap replicate must not add budgets that
+            # min_points left out (then its intervals would describe another estimator)
+            if m.sum() < self.min_points or (w is not None and (w > 0).sum() < 3):
                 continue
             lo = parabola_minimum(np.log(cols["N"][m]), cols["loss"][m], w)
             if not np.isfinite(lo):
