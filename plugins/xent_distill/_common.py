@@ -147,15 +147,28 @@ def valid_rows(
     lead: tuple[int, ...],
     ignore_index: int,
     device: torch.device,
+    probabilities_ok: bool = False,
 ) -> torch.Tensor | None:
-    """Boolean ``(N,)`` mask of rows to keep (``targets != ignore_index``), or None if no targets."""
+    """Boolean ``(N,)`` mask of rows to keep (``targets != ignore_index``), or None if no targets.
+
+    With ``probabilities_ok`` (losses that use targets only to mask), probability targets
+    ``(..., C)``, as ``cross-entropy`` takes them in the same stack, are accepted and mask nothing.
+    """
     if targets is None:
         return None
     if not isinstance(targets, torch.Tensor):
         raise BadInputError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
+    if probabilities_ok and targets.is_floating_point() and tuple(targets.shape[:-1]) == lead:
+        return None
     if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+        also = (
+            f" (or probabilities of shape {(*lead, 'C')}, got shape {tuple(targets.shape)})"
+            if probabilities_ok
+            else ""
+        )
         raise BadInputError(
-            f"targets must hold integer class ids (int64) for distillation losses, got {targets.dtype}"
+            "targets must hold integer class ids (int64) for distillation losses, got "
+            f"{targets.dtype}{also}"
         )
     if tuple(targets.shape) != lead:
         raise BadInputError(
@@ -433,7 +446,7 @@ def divergence_loss(
     """The common body of the per-token divergence losses (kd, reverse-kl, jsd, skew-*, tvd)."""
     s, lead = as_rows("logits", logits)
     s = s.to(compute_dtype(s))
-    valid = valid_rows(targets, s.shape[0], lead, ignore_index, s.device)
+    valid = valid_rows(targets, s.shape[0], lead, ignore_index, s.device, probabilities_ok=True)
     check_num_items(num_items)
     teacher = read_teacher(
         s,

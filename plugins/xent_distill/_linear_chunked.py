@@ -315,7 +315,7 @@ def linear_distill(
     th = th.detach()
     C.check_num_items(num_items)
     n = h.shape[0]
-    valid = C.valid_rows(targets, n, lead, ignore_index, h.device)
+    valid = C.valid_rows(targets, n, lead, ignore_index, h.device, probabilities_ok=True)
     idx = None
     if valid is not None and not bool(valid.all()):
         idx = valid.nonzero().squeeze(-1)
