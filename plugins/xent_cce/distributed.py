@@ -603,6 +603,8 @@ def module_forward(
     sharded = vocab_parallel is not None or is_dtensor(classifier)
     module.last_impl = f"{name} (vocab-parallel)" if sharded else name
     valid = targets.reshape(-1) != ignore_index
+    # 0 at ignored tokens whatever the local kernel reports there (naive and wrapped ones don't)
+    lse = torch.where(valid, lse, torch.zeros_like(lse))
     z_part = torch.where(valid, module.z_loss * lse.square(), torch.zeros_like(lse))
     module.last_z_loss = _reduce(z_part, valid, module.reduction, num_items, targets.shape)
     if getattr(module, "return_lse", False):

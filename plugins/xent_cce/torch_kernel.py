@@ -33,6 +33,7 @@ class _Config:
     filter_eps: float | None
     chunk_elements: int
     filter_block: int
+    grad_enabled: bool = True
 
 
 def _cast(grad: torch.Tensor | None, like: torch.Tensor | None) -> torch.Tensor | None:
@@ -63,10 +64,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
         valid = targets != cfg.ignore_index
         n_valid = int(valid.sum())
         rows = None if n_valid == n else valid.nonzero().squeeze(1)
+        # needs_input_grad ignores the grad mode: under torch.no_grad() / inference_mode no
+        # backward can follow, so forming the gradients in forward would be wasted work
         need = (
-            bool(ctx.needs_input_grad[0]),
-            bool(ctx.needs_input_grad[1]),
-            bool(ctx.needs_input_grad[2]) and bias is not None,
+            cfg.grad_enabled and bool(ctx.needs_input_grad[0]),
+            cfg.grad_enabled and bool(ctx.needs_input_grad[1]),
+            cfg.grad_enabled and bool(ctx.needs_input_grad[2]) and bias is not None,
         )
         ctx.grads = None
         stats: SoftmaxStats
@@ -310,6 +313,7 @@ class CCETorchKernel:
             filter_eps=resolve_filter_eps(filter_eps, hidden.dtype),
             chunk_elements=self.chunk_elements,
             filter_block=self.filter_block,
+            grad_enabled=torch.is_grad_enabled(),
         )
         loss, lse = _LinearCrossEntropy.apply(hidden, classifier, bias, targets, cfg)
         return loss, (lse if return_lse else None)

@@ -104,6 +104,7 @@ class CCETritonKernel:
         per-token log-sum-exp ``(N,)`` (detached). The loss is fp32 (fp64 for fp64 inputs) and
         differentiable w.r.t. ``hidden``, ``classifier`` and ``bias``."""
         self._check(hidden, classifier, bias, softcap, logit_scale)
+        bias = _dense(bias)
         if reduction not in _REDUCTIONS:
             raise BadParameterError(
                 f"cce-triton: reduction must be one of {_REDUCTIONS}, got {reduction!r}"
@@ -155,6 +156,7 @@ class CCETritonKernel:
     ) -> torch.Tensor:
         """Per-token ``log sum_j exp(y_nj)`` ``(N,)``, differentiable, never forming ``(N, V)``."""
         self._check(hidden, classifier, bias, softcap, logit_scale)
+        bias = _dense(bias)
         from ._triton_ops import LinearOptions, LogSumExpFunction
 
         opts = LinearOptions(
@@ -175,6 +177,7 @@ class CCETritonKernel:
     ) -> torch.Tensor:
         """Entropy in nats of each softmax row, ``lse_n - sum_j p_nj y_nj`` ``(N,)``; no grad."""
         self._check(hidden, classifier, bias, softcap, logit_scale)
+        bias = _dense(bias)
         from ._triton_ops import LinearOptions, row_stats
 
         opts = LinearOptions(softcap=float(softcap) if softcap else None, logit_scale=logit_scale)
@@ -246,6 +249,12 @@ class CCETritonKernel:
             raise BadParameterError(f"cce-triton: softcap must be None or > 0, got {softcap}")
         if not math.isfinite(float(logit_scale)):
             raise BadParameterError(f"cce-triton: logit_scale must be finite, got {logit_scale}")
+
+
+def _dense(bias: torch.Tensor | None) -> torch.Tensor | None:
+    """The programs read the bias with unit stride: a strided view (a column of a larger
+    parameter, ``b[::2]``) is copied, differentiably, or its values would be read wrongly."""
+    return None if bias is None else bias.contiguous()
 
 
 def resolve_filter_eps(filter_eps: float | str | None, dtype: torch.dtype) -> float:

@@ -108,7 +108,9 @@ class WrappedKernel:
             label_smoothing=label_smoothing,
             z_loss=z_loss,
             filter_eps=filter_eps,
-        ).float()
+        )
+        if out.dtype != torch.float64:  # fp32 loss, fp64 for fp64 inputs (as every kernel)
+            out = out.float()
         if low and reduction != "none":
             out = out.sum()
         if reduction == "mean":
