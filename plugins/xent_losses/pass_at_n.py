@@ -12,6 +12,7 @@ from xent_core.base_loss import Loss
 from ._common import check_reduction, prepare, reduce
 
 _WHO = "pass-at-n"
+_TINY_LOG_P = -40.0  # below it, n p replaces 1 - (1 - p)^n (relative error < n * 1e-18)
 
 
 def log1mexp(a: torch.Tensor) -> torch.Tensor:
@@ -51,7 +52,12 @@ def pass_at_n_loss(
     b = prepare(logits, targets, who=_WHO, ignore_index=ignore_index, soft_ok=False, min_classes=2)
     assert b.ids is not None
     log_miss = n * log_one_minus_target_prob(b.logits, b.ids)  # log (1 - p)^n
-    per_item = -log1mexp(log_miss)  # -log(1 - (1 - p)^n)
+    # Once p_y is tiny, (1 - p)^n rounds to 1 (p itself underflows below log p ~ -103 in
+    # float32) and log(1 - 1) = -inf; there 1 - (1 - p)^n = n p to relative error (n - 1) p / 2.
+    log_p = torch.log_softmax(b.logits, dim=-1).gather(1, b.ids[:, None]).squeeze(1)
+    tiny = log_p < _TINY_LOG_P
+    exact = -log1mexp(torch.where(tiny, torch.full_like(log_miss, -1.0), log_miss))
+    per_item = torch.where(tiny, -math.log(n) - log_p, exact)  # -log(1 - (1 - p)^n)
     return reduce(per_item, b, reduction)
 
 
@@ -63,7 +69,9 @@ class PassAtNLoss(Loss):
     cross-entropy gradient scaled by ``F = N p (1 - p)^(N - 1) / (1 - (1 - p)^N)``, which falls to
     0 as p_y -> 1 for N > 1, so the loss stops pushing confident items further (the paper's
     Direct Coverage Optimisation). N = 1 gives exactly cross-entropy. Computed from
-    an accurate ``log(1 - p_y)`` and ``log(1 - exp(.))``, stable in float32.
+    an accurate ``log(1 - p_y)`` and ``log(1 - exp(.))``, stable in float32; for
+    ``p_y < exp(-40)`` it is ``-log(N p_y)`` (relative error below N * 1e-18), which stays finite
+    where ``p_y`` underflows.
 
     Parameters: ``n`` (integer >= 1, default 4; the paper sets it to the test-time number of
     samples, there is no universal default), ``ignore_index`` (-100), ``reduction``
