@@ -10,7 +10,7 @@ import torch
 from xent_core import BadParameterError
 from xent_core.base_loss import Loss
 
-from .distributed import module_forward, uses_distributed_path
+from .distributed import is_dtensor, module_forward, uses_distributed_path
 from .inputs import prepare_inputs
 from .selection import accepts_return_lse, auto_kernel, create_kernel, require_available
 from .semantics import REDUCTIONS, z_loss_term
@@ -194,6 +194,16 @@ class LinearCrossEntropy(Loss):
         if uses_distributed_path(
             hidden, classifier, bias, vocab_parallel=self.vocab_parallel, num_items=num_items
         ):
+            if self.vocab_parallel is None and not is_dtensor(hidden, classifier, bias, targets):
+                # plain tensors with num_items: the same checks (dtypes, finite hidden) as below
+                prepare_inputs(
+                    hidden,
+                    classifier,
+                    targets,
+                    bias,
+                    ignore_index=self.ignore_index,
+                    check_values=self.check_inputs,
+                )
             return module_forward(self, hidden, classifier, targets, bias, num_items=num_items)
         flat = prepare_inputs(
             hidden,

@@ -115,3 +115,21 @@ def test_triton_reads_a_strided_bias_correctly():
     assert float((params.grad.double() - p64.grad).abs().max()) < 1e-6
     lse_only = kernel.logsumexp(h, w, bias)
     assert float((lse_only.double() - ref_lse).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("num_items", [None, 6])
+def test_num_items_path_validates_inputs_like_the_local_path(num_items):
+    # num_items (the data-parallel / accumulation recipe) must not weaken the input checks
+    h, w, _, y = make_case(6, 4, 9, seed=5)
+    loss_fn = xent_core.loss("linear-cross-entropy")
+    kw = {} if num_items is None else {"num_items": num_items}
+    bad_h = h.clone()
+    bad_h[2, 1] = float("nan")
+    with pytest.raises(xent_core.BadInputError, match="NaN"):
+        loss_fn(bad_h, w, y, **kw)
+    with pytest.raises(xent_core.BadInputError, match="dtype"):
+        loss_fn(h, w.half(), y, **kw)
+    with pytest.raises(xent_core.BadInputError, match="dtype"):
+        loss_fn(h, w, y, torch.zeros(9, dtype=torch.float64), **kw)
+    unchecked = xent_core.loss("linear-cross-entropy", check_inputs=False)
+    assert torch.isnan(unchecked(bad_h, w, y, **kw))
