@@ -11,6 +11,23 @@ from ._common import check_number, check_reduction, prepare, reduce
 _WHO = "dice"
 
 
+def _one_minus_probs(logits: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
+    """(N, C) ``1 - p_k`` without cancellation as ``p_k -> 1``.
+
+    ``-expm1(log p_k)`` is accurate where ``p_k <= 1/2``; only a row's most likely class can
+    exceed 1/2, and for it ``1 - p_m`` is the mass of the other classes,
+    ``exp(logsumexp_{k != m} z_k - logsumexp_k z_k)`` (``1 - p`` would round to 0 once the margin
+    passes ~17 in float32, ~37 in float64).
+    """
+    one_minus = -torch.expm1(logp)
+    if logits.shape[-1] < 2 or logits.shape[0] == 0:
+        return one_minus
+    top = logits.argmax(-1, keepdim=True)
+    rest = torch.logsumexp(logits.scatter(-1, top, float("-inf")), -1, keepdim=True)
+    lse = torch.logsumexp(logits, -1, keepdim=True)
+    return one_minus.scatter(-1, top, (rest - lse).exp())
+
+
 def dice_loss(
     logits: torch.Tensor,
     targets: torch.Tensor,
@@ -23,11 +40,13 @@ def dice_loss(
 ) -> torch.Tensor:
     """Functional form of :class:`DiceLoss`."""
     b = prepare(logits, targets, who=_WHO, ignore_index=ignore_index)
-    p = torch.softmax(b.logits, dim=-1)
+    logp = torch.log_softmax(b.logits, dim=-1)
+    p = logp.exp()
     y = b.one_hot()
     if alpha:
-        # (1 - p)^alpha with a floor so the power stays differentiable where p rounds to 1
-        p = (1.0 - p).clamp_min(torch.finfo(p.dtype).tiny).pow(alpha) * p
+        one_minus = _one_minus_probs(b.logits, logp)
+        # (1 - p)^alpha with a floor so the power stays differentiable where 1 - p underflows
+        p = one_minus.clamp_min(torch.finfo(p.dtype).tiny).pow(alpha) * p
     numerator = 2.0 * p * y + smooth
     if square_denominator:
         denominator = p.square() + y.square() + smooth
