@@ -14,6 +14,7 @@ copy is ever held. ``accumulate="input"`` instead adds straight into buffers of 
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -331,6 +332,11 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         need = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2])
         if not any(need):
             return None, None, None, None, None
+        if opts.label_smoothing > 0 and opts.filter_eps > 0:
+            # the uniform smoothing term -eps/V sits in every entry: skipping the tiles where it is
+            # below filter_eps drops it over most of the vocabulary, a systematic d_hidden error of
+            # about eps * mean_j(w_j); keep every tile (cce-torch adds that term exactly instead)
+            opts = dataclasses.replace(opts, filter_eps=0.0)
         dh, dc, db = row_grads(
             hidden,
             classifier,

@@ -33,7 +33,8 @@ class CCETritonKernel:
     recomputes its logit tile, forms ``softmax - onehot`` (with the label-smoothing, z-loss and
     softcap terms) on the fly, scales it by the per-token upstream gradient and adds its products
     into ``d_hidden`` and ``d_classifier`` with atomics. With ``filter_eps`` a tile whose every
-    gradient entry (before the upstream scale) is below ``filter_eps`` is skipped.
+    gradient entry (before the upstream scale) is below ``filter_eps`` is skipped (not
+    with label smoothing, whose uniform term would be dropped over most of the vocabulary).
 
     Parameters:
         accumulate: ``"fp32"`` (default) accumulates fp16/bf16 gradients in fp32 (the classifier
