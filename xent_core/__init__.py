@@ -18,6 +18,7 @@ from .api import (
     scaling_model,
     stack,
 )
+from .checks import input_checks, input_checks_enabled
 from .components import Citation, ComponentSpec, Param
 from .errors import (
     AmbiguousComponentError,
@@ -61,6 +62,8 @@ __all__ = [
     "get_registry",
     "hookimpl",
     "info",
+    "input_checks",
+    "input_checks_enabled",
     "kernel",
     "list_components",
     "loss",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from xent_core import BadInputError
+from xent_core import BadInputError, input_checks_enabled
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _WHO = "linear-cross-entropy"
@@ -112,6 +112,7 @@ def prepare_inputs(
         found = ", ".join(sorted(str(x) for x in devices))
         raise BadInputError(f"{_WHO}: inputs are on different devices ({found}); move them to one")
     targets = targets.long()
+    check_values = check_values and input_checks_enabled()
     if check_values and targets.numel():
         bad = ((targets < 0) | (targets >= v)) & (targets != ignore_index)
         if bool(bad.any()):
