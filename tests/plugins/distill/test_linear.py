@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 import torch
 
@@ -48,8 +50,12 @@ CASES = [
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 @pytest.mark.parametrize(("name", "params"), CASES)
 def test_fused_equals_unfused_against_float64(name, params, reduction):
-    """fp32 fused error vs the float64 reference is within PyTorch's own fp32 error + a margin."""
-    h, w, b, th, tw, tb, y = _inputs(hash((name, str(params))) % 997)
+    """fp32 fused error vs the float64 reference is within PyTorch's own fp32 error + a margin.
+
+    The margin is twice PyTorch's error plus 16 fp32 ulps of the largest reference entry: on some
+    draws PyTorch's own error is luckily tiny (a few ulps), which alone would make the rule flaky.
+    """
+    h, w, b, th, tw, tb, y = _inputs(zlib.crc32(f"{name}{params}".encode()) % 997)
     fused = xent_core.loss(name, chunk_size=16, reduction=reduction, **params)
 
     def run(fn, dtype):
@@ -72,9 +78,14 @@ def test_fused_equals_unfused_against_float64(name, params, reduction):
         torch.testing.assert_close(a, r, rtol=1e-9, atol=1e-12)
     ours_v, ours_g = run(fused_fn, torch.float32)
     torch_v, torch_g = run(unfused_fn, torch.float32)
-    assert float((ours_v - ref_v).abs().max()) <= float((torch_v - ref_v).abs().max()) * 2 + 1e-6
+    ulp = torch.finfo(torch.float32).eps
+
+    def bound(torch_out: torch.Tensor, ref: torch.Tensor) -> float:
+        return 2 * float((torch_out - ref).abs().max()) + 16 * ulp * float(ref.abs().max())
+
+    assert float((ours_v - ref_v).abs().max()) <= bound(torch_v, ref_v)
     for a, t, r in zip(ours_g, torch_g, ref_g):
-        assert float((a - r).abs().max()) <= float((t - r).abs().max()) * 2 + 1e-6
+        assert float((a - r).abs().max()) <= bound(t, r)
 
 
 def test_gradcheck_float64_tiny():
