@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import torch
 
-from xent_core import BadParameterError, NotAvailableError
+from xent_core import BadParameterError
 
 from .wrapped import WrappedKernel
 
@@ -73,9 +73,6 @@ class TorchNativeKernel(WrappedKernel):
         z_loss: float,
         filter_eps: float | str | None,
     ) -> torch.Tensor:
-        ok, reason = self.available()
-        if not ok:
-            raise NotAvailableError(f"kernel 'torch-native' is not available: {reason}")
         options = None
         if self.chunked:
             if label_smoothing:

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import torch
 
-from xent_core import BadParameterError, NotAvailableError
+from xent_core import BadParameterError
 
 from .semantics import resolve_filter_eps
 from .wrapped import WrappedKernel
@@ -86,9 +86,6 @@ class AppleCCEKernel(WrappedKernel):
         z_loss: float,
         filter_eps: float | str | None,
     ) -> torch.Tensor:
-        ok, reason = self.available()
-        if not ok:
-            raise NotAvailableError(f"kernel 'apple-cce' is not available: {reason}")
         from cut_cross_entropy import linear_cross_entropy
 
         impl = self.impl
@@ -152,9 +149,6 @@ class LigerKernel(WrappedKernel):
         z_loss: float,
         filter_eps: float | str | None,
     ) -> torch.Tensor:
-        ok, reason = self.available()
-        if not ok:
-            raise NotAvailableError(f"kernel 'liger' is not available: {reason}")
         from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
 
         return liger_fused_linear_cross_entropy(

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import torch
 
-from xent_core import BadParameterError
+from xent_core import BadParameterError, NotAvailableError
 
 from .chunked import LogitMap, softmax_stats
 from .semantics import REDUCTIONS
@@ -55,6 +55,10 @@ class WrappedKernel:
                 name = "reduction='none'" if option == "none" else option
                 raise self._unsupported(name)
 
+    def available(self) -> tuple[bool, str]:
+        """``(True, description)`` or ``(False, reason)``."""
+        raise NotImplementedError
+
     def _call(
         self,
         hidden: torch.Tensor,
@@ -69,7 +73,7 @@ class WrappedKernel:
         z_loss: float,
         filter_eps: float | str | None,
     ) -> torch.Tensor:
-        """The wrapped call with ``reduction`` in ``("sum", "none")``."""
+        """The wrapped call with ``reduction`` in ``("sum", "none")`` (availability checked)."""
         raise NotImplementedError
 
     def linear_cross_entropy(
@@ -97,6 +101,9 @@ class WrappedKernel:
         # fp16/bf16: per-token values, summed here in fp32 (a half-precision sum over the batch
         # overflows past 65504, e.g. with label smoothing)
         low = hidden.dtype in (torch.float16, torch.bfloat16) and "none" in self.supports
+        ok, reason = self.available()
+        if not ok:
+            raise NotAvailableError(f"kernel {self.kernel_name!r} is not available: {reason}")
         out = self._call(
             h,
             classifier,
