@@ -112,20 +112,15 @@ class PLD(Loss):
         teacher_topk_logprobs: torch.Tensor | None = None,
         num_items: int | torch.Tensor | None = None,
     ) -> torch.Tensor:
-        s, lead = C.as_rows("logits", logits)
-        s = s.to(C.compute_dtype(s))
-        valid = C.valid_rows(targets, s.shape[0], lead, self.ignore_index, s.device)
-        assert valid is not None
-        C.check_num_items(num_items)
-        y = C.class_ids(targets, valid, s.shape[-1])
-        teacher = C.read_teacher(
-            s,
+        lead, valid, y, teacher = C.read_labelled(
+            logits,
+            targets,
             teacher_logits,
             teacher_topk_ids,
             teacher_topk_logprobs,
-            lead=lead,
+            num_items,
+            ignore_index=self.ignore_index,
             vocab_align=self.vocab_align,
-            y=y,
         )
         if teacher.logits is not None:
             values = self._full_teacher(teacher.student, teacher.logits, y)
