@@ -93,28 +93,6 @@ class ChinchillaLaw(HuberLaw):
     internal_names = ("a", "b", "e", "alpha", "beta")
     param_names = ("E", "A", "B", "alpha", "beta")
 
-    def __init__(
-        self,
-        delta: float = 1e-3,
-        grid: Any = None,
-        bootstrap: int = 0,
-        seed: int | None = 0,
-        level: float = 0.95,
-        search: str = "halving",
-        n_polish: int = 8,
-        progress: bool = False,
-    ) -> None:
-        self._setup(
-            delta=delta,
-            grid=grid,
-            bootstrap=bootstrap,
-            seed=seed,
-            level=level,
-            search=search,
-            n_polish=n_polish,
-            progress=progress,
-        )
-
     predict_fn = staticmethod(predict_loss)
     compute_optimal_fn = staticmethod(compute_optimal)
     plot_fn = staticmethod(plot_chinchilla)

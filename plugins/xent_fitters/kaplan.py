@@ -89,28 +89,6 @@ class KaplanLaw(HuberLaw):
     internal_names = ("n_c", "d_c", "alpha_N", "alpha_D")
     param_names = ("N_c", "D_c", "alpha_N", "alpha_D")
 
-    def __init__(
-        self,
-        delta: float = 1e-3,
-        grid: Any = None,
-        bootstrap: int = 0,
-        seed: int | None = 0,
-        level: float = 0.95,
-        search: str = "halving",
-        n_polish: int = 8,
-        progress: bool = False,
-    ) -> None:
-        self._setup(
-            delta=delta,
-            grid=grid,
-            bootstrap=bootstrap,
-            seed=seed,
-            level=level,
-            search=search,
-            n_polish=n_polish,
-            progress=progress,
-        )
-
     predict_fn = staticmethod(predict_kaplan)
     compute_optimal_fn = staticmethod(compute_optimal_kaplan)
 

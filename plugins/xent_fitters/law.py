@@ -68,6 +68,29 @@ class HuberLaw:
     #: iteration cap of the batched search and of each scipy polish
     max_iterations: int = 1000
 
+    def __init__(
+        self,
+        delta: float = 1e-3,
+        grid: Any = None,
+        bootstrap: int = 0,
+        seed: int | None = 0,
+        level: float = 0.95,
+        search: str = "halving",
+        n_polish: int = 8,
+        progress: bool = False,
+    ) -> None:
+        """The engine options every law shares (laws without options of their own inherit it)."""
+        self._setup(
+            delta=delta,
+            grid=grid,
+            bootstrap=bootstrap,
+            seed=seed,
+            level=level,
+            search=search,
+            n_polish=n_polish,
+            progress=progress,
+        )
+
     def _setup(
         self,
         *,
