@@ -17,15 +17,10 @@ from typing import Any
 
 import torch
 
+from .chunked import compute_dtype
+
 # Elements of one (N, chunk) logits block; a few such blocks are alive at once in backward.
 DEFAULT_CHUNK_ELEMENTS = 1 << 22
-
-
-def compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
-    """float64 if any input is float64, else float32 (fp16/bf16 inputs are computed in fp32)."""
-    if any(t is not None and t.dtype == torch.float64 for t in tensors):
-        return torch.float64
-    return torch.float32
 
 
 def transform_logits(raw: torch.Tensor, softcap: float | None, logit_scale: float) -> torch.Tensor:
