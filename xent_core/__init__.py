@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import validate
 from .api import (
     estimator,
     info,
@@ -71,6 +72,7 @@ __all__ = [
     "scaling_model",
     "set_registry",
     "stack",
+    "validate",
 ]
 
 
