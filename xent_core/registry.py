@@ -2,8 +2,10 @@
 
 Every plugin, first-party or third-party, is an entry point of the group ``xent`` whose value is
 a module with hook implementations. Each plugin is imported, validated and asked to register in
-its own ``try``/``except``: a broken plugin is reported by ``xent plugins`` and never hides the
-others.
+its own ``try``/``except`` (``SystemExit`` and any other ``BaseException`` included, only
+``KeyboardInterrupt`` passes): a broken plugin is reported by ``xent plugins`` and never hides the
+others. What a plugin prints while loading goes to stderr, so ``--json`` output stays JSON;
+malformed ``capabilities`` fail the plugin at registration.
 
 Environment controls (read when a registry loads):
 
@@ -26,7 +28,8 @@ import difflib
 import importlib
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -192,11 +195,12 @@ class Registry:
     def _load_one(self, src: PluginSource, info: PluginInfo) -> None:
         self._log(f"plugin {src.name}: importing {src.module}")
         try:
-            module = src.load()
+            with _plugin_stdout():
+                module = src.load()
         except BaseException as exc:  # SystemExit in a plugin must not kill the host
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            info.status, info.error = "failed", f"import failed: {type(exc).__name__}: {exc}"
+            info.status, info.error = "failed", f"import failed: {_describe(exc)}"
             return
         try:
             self._pm.register(module, name=src.name)
@@ -212,10 +216,13 @@ class Registry:
                 continue
             register = self._make_register(src, kind, staged)
             try:
-                self._hooks.register_components(hook_name, module, register)
-            except Exception as exc:
+                with _plugin_stdout():
+                    self._hooks.register_components(hook_name, module, register)
+            except BaseException as exc:  # sys.exit() in a hook must not kill the host either
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
                 info.status = "failed"
-                info.error = f"{hook_name} raised {type(exc).__name__}: {exc}"
+                info.error = f"{hook_name} raised {_describe(exc)}"
                 self._pm.unregister(module)
                 return
         self._specs.update(staged)
@@ -251,7 +258,9 @@ class Registry:
             qid = f"{src.name}:{canonical}"
             if qid in staged or qid in self._specs:
                 raise RegistrationError(f"{qid} is registered twice")
-            staged[qid] = build_spec(
+            if metadata.get("capabilities") is not None:
+                check_capabilities(qid, metadata["capabilities"])
+            spec = build_spec(
                 target=obj,
                 name=canonical,
                 kind=kind,
@@ -260,6 +269,8 @@ class Registry:
                 version=src.version,
                 **metadata,
             )
+            check_capabilities(qid, spec.capabilities)  # class attributes are read too
+            staged[qid] = spec
             self._log(f"registered {kind} {qid}")
 
         return register
@@ -336,11 +347,14 @@ class Registry:
                     _s.append((_p, obj, name))
 
                 try:
-                    self._hooks.register_commands(module, register)
-                except Exception as exc:
+                    with _plugin_stdout():
+                        self._hooks.register_commands(module, register)
+                except BaseException as exc:
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
                     info = self._plugins[pname]
                     info.status = "failed"
-                    info.error = f"register_commands raised {type(exc).__name__}: {exc}"
+                    info.error = f"register_commands raised {_describe(exc)}"
                     continue
                 self._commands.extend(staged)
         return list(self._commands)
@@ -363,19 +377,72 @@ def check_params(spec: ComponentSpec, params: Mapping[str, Any]) -> None:
         )
 
 
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit (the plugin called sys.exit({exc.code!r}))"
+    return f"{type(exc).__name__}: {exc}"
+
+
+@contextlib.contextmanager
+def _plugin_stdout() -> Iterator[None]:
+    """Send what a plugin prints while loading to stderr: stdout belongs to ``--json`` output."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+#: capability keys whose values xent reads, with the check each must pass
+_CAPABILITY_TYPES: dict[str, str] = {
+    "requires": "a list of module names (strings)",
+    "devices": "a list of device names (strings)",
+    "differentiable": "True or False",
+}
+
+
+def check_capabilities(qid: str, caps: Any) -> None:
+    """Raise :class:`RegistrationError` unless ``caps`` is a mapping xent can read.
+
+    ``requires`` and ``devices`` must be lists or tuples of strings (a bare string such as
+    ``"cpu"`` is refused: it would be read letter by letter) and ``differentiable`` a bool.
+    Other keys are kept as free-form metadata.
+    """
+    if not isinstance(caps, Mapping):
+        raise RegistrationError(
+            f"{qid}: capabilities must be a dict, got {caps!r} ({type(caps).__name__})"
+        )
+    for key, value in caps.items():
+        if not isinstance(key, str):
+            raise RegistrationError(f"{qid}: capability keys must be strings, got {key!r}")
+        if key in ("requires", "devices"):
+            ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        elif key == "differentiable":
+            ok = isinstance(value, bool)
+        else:
+            continue
+        if not ok:
+            raise RegistrationError(
+                f"{qid}: capabilities[{key!r}] must be {_CAPABILITY_TYPES[key]}, got {value!r}"
+            )
+
+
 _default: Registry | None = None
+_default_lock = threading.RLock()
 
 
 def get_registry() -> Registry:
-    """The process-wide registry, loaded on first use."""
-    global _default
-    if _default is None:
-        _default = Registry()
-    return _default
+    """The process-wide registry, loaded on first use (once, even on a concurrent first call)."""
+    registry = _default
+    if registry is not None:
+        return registry
+    with _default_lock:
+        if _default is None:
+            set_registry(Registry())
+        assert _default is not None
+        return _default
 
 
 def set_registry(registry: Registry | None) -> Registry | None:
     """Replace the process-wide registry (``None`` reloads on next use); returns the old one."""
     global _default
-    old, _default = _default, registry
+    with _default_lock:
+        old, _default = _default, registry
     return old
