@@ -3,20 +3,16 @@ loop, two-curve fits that predict the other schedules of a model size, and recov
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
+from xent_fitters.datasets import MPL_CURVES_DIR
 from xent_fitters.lr_annealing import LRAnnealingLaw, annealing_areas, lr_annealing_predict
 from xent_fitters.schedules import cosine_schedule, load_mpl_curves, wsd_schedule
 
 import xent_core
 from xent_core import FitError
 
-DATA = Path(os.environ.get("XENT_SHARED_DATA", Path(__file__).resolve().parents[4] / "shared/data"))
-CURVES = DATA / "mpl_loss_curves"
-needs_data = pytest.mark.skipif(not CURVES.is_dir(), reason=f"shared data not found at {CURVES}")
+CURVES = MPL_CURVES_DIR  # bundled copy, see plugins/xent_fitters/data/README.md
 
 
 def loop_areas(lr, lam, k0):
@@ -62,7 +58,6 @@ def test_areas_of_a_constant_schedule_and_of_one_step_drop():
     assert S1[-1] == pytest.approx(lr.sum())
 
 
-@needs_data
 @pytest.mark.parametrize("size", ["25M", "100M"])
 @pytest.mark.parametrize(
     "pair", [("cosine_24000", "constant_24000"), ("constant_24000", "wsdcon_9")]

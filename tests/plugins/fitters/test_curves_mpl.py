@@ -3,11 +3,9 @@ test-curve metrics (Luo et al., arXiv:2503.12811), a fit on the train curves, an
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
+from xent_fitters.datasets import MPL_CURVES_DIR
 from xent_fitters.multi_power import (
     PARAM_NAMES,
     MultiPowerLaw,
@@ -21,11 +19,9 @@ from xent_fitters.schedules import MPL_TEST, MPL_TRAIN, load_mpl_curves, wsd_sch
 import xent_core
 from xent_core import FitError
 
-DATA = Path(os.environ.get("XENT_SHARED_DATA", Path(__file__).resolve().parents[4] / "shared/data"))
-CURVES = DATA / "mpl_loss_curves"
-needs_data = pytest.mark.skipif(not CURVES.is_dir(), reason=f"shared data not found at {CURVES}")
+CURVES = MPL_CURVES_DIR  # bundled copy, see plugins/xent_fitters/data/README.md
 
-# the published parameters and their test-set scores, ../shared/data/README.md section 4
+# the published parameters and their test-set scores, plugins/xent_fitters/data/README.md (Luo et al.)
 PUBLISHED = {
     "25M": dict(
         L0=3.04045406, A=0.52468604, alpha=0.50786857, B=363.78751622,
@@ -103,7 +99,6 @@ def test_jacobian_matches_finite_differences():
         np.testing.assert_allclose(jac[:, j], fd, rtol=1e-5, atol=1e-9)
 
 
-@needs_data
 @pytest.mark.parametrize("size", ["25M", "100M"])
 def test_published_parameters_reproduce_the_published_test_scores(size):
     test = load_mpl_curves(CURVES / size, MPL_TEST)
@@ -114,7 +109,6 @@ def test_published_parameters_reproduce_the_published_test_scores(size):
         assert fmt % scores[key] == fmt % value, (key, scores[key], value)
 
 
-@needs_data
 def test_fit_on_the_train_curves_predicts_the_test_curves():
     train = load_mpl_curves(CURVES / "25M", MPL_TRAIN)
     test = load_mpl_curves(CURVES / "25M", MPL_TEST)

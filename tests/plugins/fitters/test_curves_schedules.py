@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from xent_fitters.datasets import MPL_CURVES_DIR
 from xent_fitters.lr_annealing import LRAnnealingLaw
 from xent_fitters.multi_power import MultiPowerLaw
 from xent_fitters.schedules import (
@@ -26,12 +25,9 @@ from xent_fitters.schedules import (
 
 from xent_core import BadInputError, BadParameterError, XentError
 
-DATA = Path(os.environ.get("XENT_SHARED_DATA", Path(__file__).resolve().parents[4] / "shared/data"))
-CURVES = DATA / "mpl_loss_curves"
-needs_data = pytest.mark.skipif(not CURVES.is_dir(), reason=f"shared data not found at {CURVES}")
+CURVES = MPL_CURVES_DIR  # bundled copy, see plugins/xent_fitters/data/README.md
 
 
-@needs_data
 @pytest.mark.parametrize("size", ["25M", "100M"])
 def test_regenerated_schedules_match_the_logged_learning_rates(size):
     curves = load_mpl_curves(CURVES / size)

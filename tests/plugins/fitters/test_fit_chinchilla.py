@@ -17,7 +17,7 @@ import xent_core
 from xent_core import BadInputError, BadParameterError, FitError, XentError
 
 # Besiroglu et al. 2024 (arXiv:2404.10102), plain Huber (delta 1e-3, summed) + L-BFGS-B over
-# the 4,500-start grid, 240 points (see ../shared/data/README.md)
+# the 4,500-start grid, 240 points (Besiroglu et al., arXiv:2404.10102)
 REFERENCE = {"A": 477.8, "B": 2143.0, "E": 1.8172, "alpha": 0.3473, "beta": 0.3672}
 REFERENCE_OBJECTIVE = 1.01827e-3
 

@@ -4,20 +4,18 @@ exponents of a known Chinchilla law, intervals, and errors."""
 from __future__ import annotations
 
 import csv
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 from xent_fitters.chinchilla import compute_optimal, predict_loss
+from xent_fitters.datasets import PORIAN_CSV
 
 import xent_core
 from xent_core import BadInputError
 
-DATA = Path(os.environ.get("XENT_SHARED_DATA", Path(__file__).resolve().parents[4] / "shared/data"))
-PORIAN = DATA / "porian2024_compute_optimal_pairs.csv"
+PORIAN = PORIAN_CSV  # bundled copy, see plugins/xent_fitters/data/README.md
 
-# ../shared/data/README.md: OLS of log N* on log C per configuration (summary_df, RefinedWeb)
+# Porian et al. (arXiv:2406.19146), their repository's fit_results: OLS of log N* on log C per configuration (summary_df, RefinedWeb)
 PORIAN_EXPONENTS = {
     ("base", "long", "kaplan", "kaplan", "train"): 0.834,
     ("base", "long", "kaplan", "standard", "val"): 0.701,
@@ -48,7 +46,6 @@ def _porian_rows(source):
     return groups
 
 
-@pytest.mark.skipif(not PORIAN.exists(), reason=f"shared data not found at {PORIAN}")
 @pytest.mark.parametrize(
     ("source", "table"), [("summary_df", PORIAN_EXPONENTS), ("summary_df_owt2", OWT2_EXPONENTS)]
 )
@@ -67,7 +64,6 @@ def test_porian_compute_optimal_exponents(source, table):
         )
 
 
-@pytest.mark.skipif(not PORIAN.exists(), reason=f"shared data not found at {PORIAN}")
 def test_porian_nan_rows_are_an_error_not_a_silent_drop():
     with PORIAN.open(newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["source_file"] == "summary_df"]
@@ -145,7 +141,6 @@ def test_isoflop_errors():
         law.fit(concave)
 
 
-@pytest.mark.skipif(not PORIAN.exists(), reason=f"shared data not found at {PORIAN}")
 def test_power_law_reproduces_porians_stored_loss_fit():
     """README: tuned RW, L*(C) = E + A C^-alpha with E = 2.0056, A = 128.93, alpha = 0.1060,
     fitted in log space on flops in (1e16, 5e17); a quadratic loss (delta large) is that fit."""
