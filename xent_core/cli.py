@@ -7,7 +7,6 @@ Bad usage or bad input prints one line on stderr and exits 2; an internal failur
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -18,7 +17,8 @@ from rich.table import Table
 
 from . import __version__
 from .components import ComponentSpec
-from .errors import XentError
+from .errors import BadParameterError, XentError
+from .jsonout import dumps, error_object, one_line
 from .naming import normalize_kind
 from .registry import get_registry
 
@@ -75,7 +75,10 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List registered components."""
-    specs = get_registry().specs(normalize_kind(kind) if kind else None, plugin)
+    registry = get_registry()
+    if plugin is not None:
+        _check_plugin(registry.plugins(), plugin)
+    specs = registry.specs(normalize_kind(kind) if kind else None, plugin)
     if as_json:
         rows = [
             {
@@ -88,7 +91,7 @@ def list_command(
             }
             for s in specs
         ]
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(dumps(rows))
         return
     show_avail = any(
         s.capabilities.get("requires") or "cpu" not in s.capabilities.get("devices", ("cpu",))
@@ -107,6 +110,17 @@ def list_command(
     _console().print(table)
 
 
+def _check_plugin(infos: Sequence[Any], name: str) -> None:
+    """Refuse ``--plugin NAME`` unless NAME is a loaded plugin (an empty listing would hide it)."""
+    found = {p.name: p for p in infos}
+    if name not in found:
+        names = ", ".join(sorted(found)) or "none"
+        raise BadParameterError(f"unknown plugin {name!r}; plugins found: {names}")
+    if found[name].status != "loaded":
+        info = found[name]
+        raise BadParameterError(f"plugin {name!r} is {info.status}: {info.error}")
+
+
 @app.command("info")
 def info_command(
     name: Annotated[str, typer.Argument(help="Component name or plugin:name.")],
@@ -115,7 +129,7 @@ def info_command(
     """Show a component: signature, parameters, inputs, capabilities, citation."""
     spec = get_registry().get(name)
     if as_json:
-        typer.echo(json.dumps(spec.to_dict(), indent=2))
+        typer.echo(dumps(spec.to_dict()))
         return
     con = _console()
     con.print(f"[bold]{spec.name}[/bold]  ({spec.kind}, {spec.qualified_id})")
@@ -165,7 +179,7 @@ def plugins_command(
     registry.commands()  # a plugin whose command hook fails is reported too
     infos = registry.plugins()
     if as_json:
-        typer.echo(json.dumps([p.to_dict() for p in infos], indent=2))
+        typer.echo(dumps([p.to_dict() for p in infos]))
         return
     table = Table(title="xent plugins", title_justify="left")
     for col in ("plugin", "distribution", "version", "status", "components", "error"):
@@ -247,44 +261,54 @@ def _warn_command(plugin: str, name: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``xent`` script; returns the exit code."""
+    """Entry point of the ``xent`` script; returns the exit code.
+
+    Errors print one line on stderr; under ``--json`` a JSON error object is printed on stdout as
+    well, so a caller that parses stdout always gets JSON.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if debug:
         args.remove("--debug")
+    as_json = "--json" in args
     exit_types, abort_types, click_types = _click_exception_types()
+
+    def fail(exc: BaseException, line: str, code: int) -> int:
+        print(line, file=sys.stderr)
+        if as_json:
+            print(dumps(error_object(exc, code)))
+        return code
+
     try:
         cli = build_app()
         result: Any = cli(args=args, prog_name="xent", standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
     except exit_types as exc:
         return int(exc.exit_code)
-    except abort_types:
-        print("xent: aborted", file=sys.stderr)
-        return 130
+    except abort_types as exc:
+        return fail(exc, "xent: aborted", 130)
     except click_types as exc:
         if debug:
             raise
         if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()
             return 0
-        print(f"xent: error: {exc.format_message()} (see 'xent --help')", file=sys.stderr)
-        return int(exc.exit_code)
+        message = f"{one_line(exc.format_message())} (see 'xent --help')"
+        return fail(exc, f"xent: error: {message}", int(exc.exit_code))
     except XentError as exc:
         if debug:
             raise
-        print(f"xent: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc, f"xent: error: {one_line(str(exc))}", 2)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         if debug:
             raise
-        print(
-            f"xent: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-            file=sys.stderr,
+        line = (
+            f"xent: internal error: {type(exc).__name__}: {one_line(str(exc))} "
+            "(run with --debug for the traceback)"
         )
-        return 1
+        return fail(exc, line, 1)
 
 
 def run() -> None:

@@ -135,6 +135,17 @@ def _scalars(details: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _echo_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as given, for the JSON output: non-finite numbers as the strings ``--param``
+    accepts (``"inf"``), since strict JSON has no token for them and ``null`` would lose them."""
+    import math
+
+    return {
+        k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in params.items()
+    }
+
+
 def _size(data: Any) -> int:
     if isinstance(data, dict):
         return sum(_size(v) for v in data.values())
@@ -181,7 +192,6 @@ def estimate(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Estimate entropy / information of a data file with one or more estimators."""
-    import json
     import time
 
     from rich.console import Console
@@ -189,6 +199,7 @@ def estimate(
     from rich.table import Table
 
     import xent_core
+    from xent_core.jsonout import dumps
 
     from ._io import load_data
 
@@ -220,7 +231,7 @@ def estimate(
             results.append(
                 {
                     "estimator": n,
-                    "params": params[n],
+                    "params": _echo_params(params[n]),
                     "value": value,
                     "units": getattr(est, "units", ""),
                     "seconds": round(seconds, 6),
@@ -228,7 +239,7 @@ def estimate(
                 }
             )
     if as_json:
-        typer.echo(json.dumps({"data": str(data), "results": results}, indent=2, default=str))
+        typer.echo(dumps({"data": str(data), "results": results}))
         return
     out = Console(soft_wrap=False)
     if len(results) == 1:
