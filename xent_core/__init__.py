@@ -32,7 +32,7 @@ from .errors import (
     UnknownComponentError,
     XentError,
 )
-from .hookspecs import hookimpl
+from .hookspecs import Register, RegisterCommand, hookimpl
 from .registry import PluginInfo, Registry, get_registry, set_registry
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ __all__ = [
     "Param",
     "PluginInfo",
     "PluginLoadError",
+    "Register",
+    "RegisterCommand",
     "Registry",
     "RegistrationError",
     "UnknownComponentError",

@@ -3,14 +3,34 @@
 Registered through the ``xent`` entry-point group like any third-party plugin. Targets are lazy
 ``"module:attr"`` strings, so listing components imports nothing heavy. Peer adapters
 (``apple-cce``, ``liger``) are registered only when their package is importable, checked with
-:func:`importlib.util.find_spec` (nothing is imported).
+:func:`importlib.util.find_spec` (nothing is imported): that is availability, not a skipped
+module.
 """
 
 from __future__ import annotations
 
 import importlib.util
 
-from xent_core import hookimpl
+from xent_core import Register, RegisterCommand, hookimpl
+
+#: canonical name -> lazy target of every kernel this plugin provides
+KERNELS: dict[str, str] = {
+    "cce-torch": "xent_cce.torch_kernel:CCETorchKernel",
+    "cce-triton": "xent_cce.triton_kernel:CCETritonKernel",
+    "naive": "xent_cce.naive:NaiveKernel",
+    "torch-native": "xent_cce.native:TorchNativeKernel",
+}
+
+#: canonical name -> (lazy target, package it wraps) of the peer adapters
+PEER_KERNELS: dict[str, tuple[str, str]] = {
+    "apple-cce": ("xent_cce.peers:AppleCCEKernel", "cut_cross_entropy"),
+    "liger": ("xent_cce.peers:LigerKernel", "liger_kernel"),
+}
+
+#: canonical name -> lazy target of every loss this plugin provides
+LOSSES: dict[str, str] = {
+    "linear-cross-entropy": "xent_cce.loss:LinearCrossEntropy",
+}
 
 
 def _importable(module: str) -> bool:
@@ -21,30 +41,22 @@ def _importable(module: str) -> bool:
 
 
 @hookimpl
-def register_kernels(register) -> None:  # type: ignore[no-untyped-def]
-    """Register the linear cross-entropy kernels."""
-    register("xent_cce.torch_kernel:CCETorchKernel", name="cce-torch")
-    register(
-        "xent_cce.triton_kernel:CCETritonKernel",
-        name="cce-triton",
-        capabilities={"requires": ("triton",)},
-    )
-    register("xent_cce.naive:NaiveKernel", name="naive")
-    register("xent_cce.native:TorchNativeKernel", name="torch-native")
-    if _importable("cut_cross_entropy"):
-        register("xent_cce.peers:AppleCCEKernel", name="apple-cce")
-    if _importable("liger_kernel"):
-        register("xent_cce.peers:LigerKernel", name="liger")
+def register_kernels(register: Register) -> None:
+    """Register the linear cross-entropy kernels (peers only where their package is installed)."""
+    peers = {name: target for name, (target, pkg) in PEER_KERNELS.items() if _importable(pkg)}
+    for name, target in {**KERNELS, **peers}.items():
+        register(target, name=name)
 
 
 @hookimpl
-def register_losses(register) -> None:  # type: ignore[no-untyped-def]
+def register_losses(register: Register) -> None:
     """Register the linear-cross-entropy loss."""
-    register("xent_cce.loss:LinearCrossEntropy", name="linear-cross-entropy")
+    for name, target in LOSSES.items():
+        register(target, name=name)
 
 
 @hookimpl
-def register_commands(register) -> None:  # type: ignore[no-untyped-def]
+def register_commands(register: RegisterCommand) -> None:
     """Register ``xent bench linear-ce`` (Typer only; torch is imported when it runs)."""
     from .bench_cli import bench_app
 

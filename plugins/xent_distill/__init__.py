@@ -6,9 +6,10 @@ Registered through the ``xent`` entry-point group like any third-party plugin. T
 
 from __future__ import annotations
 
-from xent_core import hookimpl
+from xent_core import Register, hookimpl
 
-_LOSSES = {
+#: canonical name -> lazy target of every loss this plugin provides
+LOSSES: dict[str, str] = {
     "kd": "xent_distill.kd:KD",
     "reverse-kl": "xent_distill.reverse_kl:ReverseKL",
     "jsd": "xent_distill.jsd:JSD",
@@ -24,7 +25,7 @@ _LOSSES = {
 
 
 @hookimpl
-def register_losses(register) -> None:  # type: ignore[no-untyped-def]
-    """Register this plugin's components."""
-    for name, target in _LOSSES.items():
+def register_losses(register: Register) -> None:
+    """Register this plugin's losses."""
+    for name, target in LOSSES.items():
         register(target, name=name)

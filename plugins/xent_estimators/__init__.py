@@ -6,37 +6,41 @@ Registered through the ``xent`` entry-point group like any third-party plugin. T
 
 from __future__ import annotations
 
-from xent_core import hookimpl
+import importlib
+from typing import Any
 
-_ESTIMATORS = {
-    "dse": "dse:DiffusionSpectralEntropy",
-    "dsmi": "dsmi:DiffusionSpectralMutualInformation",
-    "rankme": "rankme:RankMe",
-    "erank": "erank:EffectiveRank",
-    "alpha-req": "alpha_req:AlphaReQ",
-    "matrix-entropy": "matrix_entropy:MatrixEntropy",
-    "matrix-nuclear-norm": "matrix_nuclear_norm:MatrixNuclearNorm",
-    "vendi": "vendi:Vendi",
-    "knn-entropy": "knn_entropy:KnnEntropy",
-    "ksg-mi": "ksg_mi:KsgMutualInformation",
-    "plugin-entropy": "plugin_entropy:PluginEntropy",
-    "miller-madow": "miller_madow:MillerMadowEntropy",
-    "chao-shen": "chao_shen:ChaoShenEntropy",
-    "gaussian-entropy": "gaussian_entropy:GaussianEntropy",
-    "token-entropy": "token_entropy:TokenEntropy",
-    "policy-entropy-covariance": "policy_entropy_covariance:PolicyEntropyCovariance",
+from xent_core import Register, RegisterCommand, hookimpl
+
+#: canonical name -> lazy target of every estimator this plugin provides
+ESTIMATORS: dict[str, str] = {
+    "dse": "xent_estimators.dse:DiffusionSpectralEntropy",
+    "dsmi": "xent_estimators.dsmi:DiffusionSpectralMutualInformation",
+    "rankme": "xent_estimators.rankme:RankMe",
+    "erank": "xent_estimators.erank:EffectiveRank",
+    "alpha-req": "xent_estimators.alpha_req:AlphaReQ",
+    "matrix-entropy": "xent_estimators.matrix_entropy:MatrixEntropy",
+    "matrix-nuclear-norm": "xent_estimators.matrix_nuclear_norm:MatrixNuclearNorm",
+    "vendi": "xent_estimators.vendi:Vendi",
+    "knn-entropy": "xent_estimators.knn_entropy:KnnEntropy",
+    "ksg-mi": "xent_estimators.ksg_mi:KsgMutualInformation",
+    "plugin-entropy": "xent_estimators.plugin_entropy:PluginEntropy",
+    "miller-madow": "xent_estimators.miller_madow:MillerMadowEntropy",
+    "chao-shen": "xent_estimators.chao_shen:ChaoShenEntropy",
+    "gaussian-entropy": "xent_estimators.gaussian_entropy:GaussianEntropy",
+    "token-entropy": "xent_estimators.token_entropy:TokenEntropy",
+    "policy-entropy-covariance": "xent_estimators.policy_entropy_covariance:PolicyEntropyCovariance",
 }
 
 
 @hookimpl
-def register_estimators(register) -> None:  # type: ignore[no-untyped-def]
+def register_estimators(register: Register) -> None:
     """Register this plugin's estimators."""
-    for name, target in _ESTIMATORS.items():
-        register(f"xent_estimators.{target}", name=name)
+    for name, target in ESTIMATORS.items():
+        register(target, name=name)
 
 
 @hookimpl
-def register_commands(register) -> None:  # type: ignore[no-untyped-def]
+def register_commands(register: RegisterCommand) -> None:
     """Register ``xent estimate``."""
     from .cli import estimate
 
@@ -54,10 +58,8 @@ _HELPERS = {
 }
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
+def __getattr__(name: str) -> Any:
     """Lazy access to the helpers (``from xent_estimators import RollingEntropy``)."""
     if name in _HELPERS:
-        import importlib
-
         return getattr(importlib.import_module(f"{__name__}.{_HELPERS[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

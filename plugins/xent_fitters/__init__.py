@@ -6,9 +6,7 @@ Registered through the ``xent`` entry-point group like any third-party plugin. T
 
 from __future__ import annotations
 
-import importlib.util
-
-from xent_core import hookimpl
+from xent_core import Register, RegisterCommand, hookimpl
 
 #: canonical name -> lazy target of every scaling law of this plugin
 LAWS: dict[str, str] = {
@@ -25,21 +23,15 @@ LAWS: dict[str, str] = {
 }
 
 
-def _module_exists(target: str) -> bool:
-    # a law whose module is not in this tree (yet) is skipped instead of failing the whole plugin
-    return importlib.util.find_spec(target.partition(":")[0]) is not None
-
-
 @hookimpl
-def register_scaling_models(register) -> None:  # type: ignore[no-untyped-def]
+def register_scaling_models(register: Register) -> None:
     """Register this plugin's scaling laws."""
     for name, target in LAWS.items():
-        if _module_exists(target):
-            register(target, name=name)
+        register(target, name=name)
 
 
 @hookimpl
-def register_commands(register) -> None:  # type: ignore[no-untyped-def]
+def register_commands(register: RegisterCommand) -> None:
     """Register ``xent fit``."""
     from .cli import fit_command
 

@@ -8,7 +8,7 @@ shared input checks and reductions.
 
 from __future__ import annotations
 
-from xent_core import hookimpl
+from xent_core import Register, hookimpl
 
 #: canonical name -> lazy target of every loss this plugin provides
 LOSSES: dict[str, str] = {
@@ -31,7 +31,7 @@ LOSSES: dict[str, str] = {
 
 
 @hookimpl
-def register_losses(register) -> None:  # type: ignore[no-untyped-def]
+def register_losses(register: Register) -> None:
     """Register this plugin's losses."""
     for name, target in LOSSES.items():
         register(target, name=name)

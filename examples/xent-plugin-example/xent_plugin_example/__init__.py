@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from xent_core import hookimpl
+from xent_core import Register, hookimpl
 
 
 @hookimpl
-def register_losses(register) -> None:  # type: ignore[no-untyped-def]
+def register_losses(register: Register) -> None:
     register("xent_plugin_example.brier:BrierLoss", name="brier")
 
 
 @hookimpl
-def register_estimators(register) -> None:  # type: ignore[no-untyped-def]
+def register_estimators(register: Register) -> None:
     register("xent_plugin_example.collision:CollisionEntropy", name="collision-entropy")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from xent_core import hookimpl
+from xent_core import Register, hookimpl
 
 CALLS: list[tuple[int, ...]] = []
 BUDGETS: list[int] = []
@@ -36,5 +36,5 @@ class MaterialisingKernel:
 
 
 @hookimpl
-def register_kernels(register) -> None:  # type: ignore[no-untyped-def]
+def register_kernels(register: Register) -> None:
     register(MaterialisingKernel, name="cce-torch")
