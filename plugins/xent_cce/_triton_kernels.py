@@ -225,8 +225,7 @@ def _grad_kernel_body(
     stride_dcv,
     scale,
     softcap,
-    fb,
-    fc,
+    fbc_ptr,
     filter_eps,
     HAS_BIAS: tl.constexpr,
     HAS_TARGETS: tl.constexpr,
@@ -278,6 +277,10 @@ def _grad_kernel_body(
     lse = tl.load(lse_ptr + rows64, mask=row_mask, other=0.0).to(ACC)
     g = tl.load(g_ptr + rows64, mask=row_mask, other=0.0).to(ACC)
     fa = tl.load(fa_ptr + rows64, mask=row_mask, other=0.0).to(ACC)
+    # fb, fc come through memory in the accumulation dtype: a float scalar argument would be
+    # rounded to fp32, which is visible in an fp64 gradient with label smoothing
+    fb = tl.load(fbc_ptr).to(ACC)
+    fc = tl.load(fbc_ptr + 1).to(ACC)
     p = tl.exp(y - lse[:, None])
     gy = fa[:, None] * p - fc
     if HAS_TARGETS:

@@ -14,7 +14,6 @@ copy is ever held. ``accumulate="input"`` instead adds straight into buffers of 
 
 from __future__ import annotations
 
-import dataclasses
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -23,22 +22,21 @@ import triton
 import triton.language as tl
 
 from . import _triton_kernels as K
+from .semantics import LinearCEOptions, LogitMap, reduce_tokens, token_losses, token_weights
 
 #: bytes of the fp32 classifier-gradient chunk buffer (fp16/bf16 classifiers, accumulate="fp32")
 CHUNK_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
-class LinearOptions:
-    """Everything besides the tensors that defines the logits and the loss."""
+class Launch:
+    """How the kernel instance launches its programs (not an option of the loss).
 
-    softcap: float | None = None
-    logit_scale: float = 1.0
-    ignore_index: int = -100
-    reduction: str = "mean"
-    label_smoothing: float = 0.0
-    z_loss: float = 0.0
-    filter_eps: float = 0.0
+    ``accumulate``: ``"fp32"`` or ``"input"`` (see the module docstring); ``n_splits``: forward
+    vocabulary splits (None: enough to fill the device); ``chunk_rows``: rows of the fp32
+    classifier-gradient chunk buffer (None: about 64 MiB).
+    """
+
     accumulate: str = "fp32"
     n_splits: int | None = None
     chunk_rows: int | None = None
@@ -91,7 +89,8 @@ def row_stats(
     classifier: torch.Tensor,
     bias: torch.Tensor | None,
     targets: torch.Tensor | None,
-    opts: LinearOptions,
+    lmap: LogitMap,
+    launch: Launch = Launch(),
     *,
     want_sum: bool = False,
     want_entropy: bool = False,
@@ -103,7 +102,7 @@ def row_stats(
     if n == 0:
         empty = hidden.new_zeros((0,), dtype=acc_torch)
         return RowStats(lse=empty, target_logit=empty, logit_sum=empty, entropy=empty)
-    splits = opts.n_splits or _default_splits(n, v, hidden.device)
+    splits = launch.n_splits or _default_splits(n, v, hidden.device)
     want_target = targets is not None
     fields = 2 + int(want_target) + int(want_sum) + int(want_entropy)
     part = torch.empty((fields, splits, n), dtype=acc_torch, device=hidden.device)
@@ -111,7 +110,7 @@ def row_stats(
     tgt_slot = next(slots) if want_target else 0
     sum_slot = next(slots) if want_sum else 0
     ent_slot = next(slots) if want_entropy else 0
-    softcap = float(opts.softcap) if opts.softcap else 1.0
+    softcap = float(lmap.softcap) if lmap.softcap else 1.0
     with torch.cuda.device(hidden.device) if hidden.is_cuda else nullcontext():
         _launch(
             "stats",
@@ -134,13 +133,13 @@ def row_stats(
             hidden.stride(1),
             classifier.stride(0),
             classifier.stride(1),
-            float(opts.logit_scale),
+            float(lmap.logit_scale),
             softcap,
             HAS_BIAS=bias is not None,
             HAS_TARGETS=want_target,
             HAS_SUM=want_sum,
             HAS_ENTROPY=want_entropy,
-            SOFTCAP=bool(opts.softcap),
+            SOFTCAP=bool(lmap.softcap),
             ACC=acc_tl,
             PREC=prec,
         )
@@ -158,9 +157,9 @@ def row_stats(
     return out
 
 
-def _chunk_rows(v: int, d: int, opts: LinearOptions) -> int:
-    if opts.chunk_rows:
-        return max(1, min(v, opts.chunk_rows))
+def _chunk_rows(v: int, d: int, launch: Launch) -> int:
+    if launch.chunk_rows:
+        return max(1, min(v, launch.chunk_rows))
     rows = max(256, (CHUNK_BYTES // (4 * d)) // 256 * 256)
     return min(v, rows)
 
@@ -173,15 +172,18 @@ def row_grads(
     lse: torch.Tensor,
     g: torch.Tensor,
     fa: torch.Tensor,
-    opts: LinearOptions,
+    lmap: LogitMap,
+    launch: Launch = Launch(),
     *,
     fb: float,
     fc: float,
     need: tuple[bool, bool, bool],
+    filter_eps: float = 0.0,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """Gradients of ``sum_n g_n * L_n`` where ``dL_n/dy_nj = fa_n p_nj - fb [j = t_n] - fc``.
 
-    ``need`` says which of (hidden, classifier, bias) gradients to form.
+    ``need`` says which of (hidden, classifier, bias) gradients to form; tiles whose entries are
+    all below ``filter_eps`` are skipped.
     """
     n, d = hidden.shape
     v = classifier.shape[0]
@@ -189,7 +191,7 @@ def row_grads(
     acc_torch, acc_tl, prec = _acc_types(hidden.dtype, dev)
     need_dh, need_dc, need_db = need[0], need[1], need[2] and bias is not None
     low_precision = hidden.dtype in (torch.float16, torch.bfloat16)
-    in_place = opts.accumulate == "input" and low_precision
+    in_place = launch.accumulate == "input" and low_precision
     buf_dtype = hidden.dtype if in_place else acc_torch
     dummy = torch.empty(1, dtype=buf_dtype, device=dev)
     dh = torch.zeros((n, d), dtype=buf_dtype, device=dev) if need_dh else dummy
@@ -199,12 +201,13 @@ def row_grads(
         dc_out, rows = None, v
     elif chunked:
         dc_out = torch.empty_like(classifier) if n > 0 else torch.zeros_like(classifier)
-        rows = _chunk_rows(v, d, opts)
+        rows = _chunk_rows(v, d, launch)
     else:
         dc_out = torch.zeros((v, d), dtype=buf_dtype, device=dev)
         rows = v
     dc = torch.zeros((rows, d), dtype=acc_torch, device=dev) if chunked else dc_out
-    softcap = float(opts.softcap) if opts.softcap else 1.0
+    softcap = float(lmap.softcap) if lmap.softcap else 1.0
+    fbc = torch.tensor([fb, fc], dtype=acc_torch, device=dev)
     wide = acc_torch == torch.float64
     tuned_kernel, fixed = K.pick("grad", wide)
     cache = getattr(tuned_kernel, "cache", None) if fixed is None else None
@@ -245,14 +248,13 @@ def row_grads(
                     classifier.stride(1),
                     d,
                     d,
-                    float(opts.logit_scale),
+                    float(lmap.logit_scale),
                     softcap,
-                    float(fb),
-                    float(fc),
-                    float(opts.filter_eps),
+                    fbc,
+                    float(filter_eps),
                     HAS_BIAS=bias is not None,
                     HAS_TARGETS=targets is not None,
-                    SOFTCAP=bool(opts.softcap),
+                    SOFTCAP=bool(lmap.softcap),
                     COMPUTE_DH=need_dh,
                     COMPUTE_DC=need_dc,
                     COMPUTE_DB=need_db,
@@ -287,56 +289,44 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         classifier: torch.Tensor,
         bias: torch.Tensor | None,
         targets: torch.Tensor,
-        opts: LinearOptions,
+        opts: LinearCEOptions,
+        launch: Launch = Launch(),
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        v = classifier.shape[0]
-        ls, zl = opts.label_smoothing, opts.z_loss
-        st = row_stats(hidden, classifier, bias, targets, opts, want_sum=ls > 0)
-        lse = st.lse
+        ls = opts.label_smoothing
+        st = row_stats(hidden, classifier, bias, targets, opts, launch, want_sum=ls > 0)
         valid = targets != opts.ignore_index
         assert st.target_logit is not None
-        per_token = lse - (1.0 - ls) * st.target_logit
-        if ls > 0:
-            assert st.logit_sum is not None
-            per_token = per_token - (ls / v) * st.logit_sum
-        if zl > 0:
-            per_token = per_token + zl * lse * lse
-        per_token = torch.where(valid, per_token, torch.zeros_like(per_token))
-        count = valid.sum()
-        if opts.reduction == "mean":
-            loss = per_token.sum() / count.clamp(min=1).to(per_token.dtype)
-        elif opts.reduction == "sum":
-            loss = per_token.sum()
-        else:
-            loss = per_token
-        ctx.opts = opts
-        ctx.save_for_backward(hidden, classifier, bias, targets, lse, valid, count)
-        lse_out = lse.detach().clone()
+        per_token = token_losses(
+            st.lse,
+            st.target_logit,
+            st.logit_sum,
+            valid,
+            vocab=classifier.shape[0],
+            label_smoothing=ls,
+            z_loss=opts.z_loss,
+        )
+        loss = reduce_tokens(per_token, valid, opts.reduction)
+        ctx.opts, ctx.launch = opts, launch
+        ctx.save_for_backward(hidden, classifier, bias, targets, st.lse, valid)
+        lse_out = st.lse.detach().clone()
         ctx.mark_non_differentiable(lse_out)
         return loss, lse_out
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor, _grad_lse: torch.Tensor | None):  # type: ignore[override]
-        hidden, classifier, bias, targets, lse, valid, count = ctx.saved_tensors
-        opts: LinearOptions = ctx.opts
+        hidden, classifier, bias, targets, lse, valid = ctx.saved_tensors
+        opts: LinearCEOptions = ctx.opts
         v = classifier.shape[0]
-        grad_loss = grad_loss.to(lse.dtype)
-        if opts.reduction == "mean":
-            g = grad_loss / count.clamp(min=1).to(lse.dtype) * valid.to(lse.dtype)
-        elif opts.reduction == "sum":
-            g = grad_loss * valid.to(lse.dtype)
-        else:
-            g = grad_loss * valid.to(lse.dtype)
-        g = g.expand(lse.shape).contiguous()
-        fa = 1.0 + 2.0 * opts.z_loss * lse
         need = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2])
         if not any(need):
-            return None, None, None, None, None
-        if opts.label_smoothing > 0 and opts.filter_eps > 0:
-            # the uniform smoothing term -eps/V sits in every entry: skipping the tiles where it is
-            # below filter_eps drops it over most of the vocabulary, a systematic d_hidden error of
-            # about eps * mean_j(w_j); keep every tile (cce-torch adds that term exactly instead)
-            opts = dataclasses.replace(opts, filter_eps=0.0)
+            return None, None, None, None, None, None
+        g = token_weights(valid, opts.reduction, lse.dtype) * grad_loss.to(lse.dtype)
+        g = g.expand(lse.shape).contiguous()
+        fa = 1.0 + 2.0 * opts.z_loss * lse
+        # the uniform smoothing term -eps/V sits in every entry: skipping the tiles where it is
+        # below filter_eps drops it over most of the vocabulary, a systematic d_hidden error of
+        # about eps * mean_j(w_j); keep every tile (cce-torch adds that term exactly instead)
+        filter_eps = 0.0 if opts.label_smoothing > 0 else opts.filter_for(hidden.dtype)
         dh, dc, db = row_grads(
             hidden,
             classifier,
@@ -346,11 +336,13 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
             g,
             fa.contiguous(),
             opts,
+            ctx.launch,
             fb=1.0 - opts.label_smoothing,
             fc=opts.label_smoothing / v,
             need=need,
+            filter_eps=filter_eps,
         )
-        return dh, dc, db, None, None
+        return dh, dc, db, None, None, None
 
 
 class LogSumExpFunction(torch.autograd.Function):
@@ -362,10 +354,11 @@ class LogSumExpFunction(torch.autograd.Function):
         hidden: torch.Tensor,
         classifier: torch.Tensor,
         bias: torch.Tensor | None,
-        opts: LinearOptions,
+        lmap: LogitMap,
+        launch: Launch = Launch(),
     ) -> torch.Tensor:
-        lse = row_stats(hidden, classifier, bias, None, opts).lse
-        ctx.opts = opts
+        lse = row_stats(hidden, classifier, bias, None, lmap, launch).lse
+        ctx.lmap, ctx.launch = lmap, launch
         ctx.save_for_backward(hidden, classifier, bias, lse)
         return lse
 
@@ -374,14 +367,7 @@ class LogSumExpFunction(torch.autograd.Function):
         hidden, classifier, bias, lse = ctx.saved_tensors
         need = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2])
         if not any(need):
-            return None, None, None, None
-        opts = LinearOptions(
-            softcap=ctx.opts.softcap,
-            logit_scale=ctx.opts.logit_scale,
-            accumulate=ctx.opts.accumulate,
-            n_splits=ctx.opts.n_splits,
-            chunk_rows=ctx.opts.chunk_rows,
-        )
+            return None, None, None, None, None
         dh, dc, db = row_grads(
             hidden,
             classifier,
@@ -390,9 +376,10 @@ class LogSumExpFunction(torch.autograd.Function):
             lse,
             grad_lse.to(lse.dtype).contiguous(),
             torch.ones_like(lse),
-            opts,
+            ctx.lmap,
+            ctx.launch,
             fb=0.0,
             fc=0.0,
             need=need,
         )
-        return dh, dc, db, None
+        return dh, dc, db, None, None

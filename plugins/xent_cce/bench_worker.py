@@ -63,7 +63,8 @@ def _rel_err(got: Any, ref: Any) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from xent_cce.selection import accepts_return_lse, create_kernel
+    from xent_cce.selection import create_kernel
+    from xent_cce.semantics import LinearCEOptions, run_kernel
 
     result: dict[str, Any] = {"event": "result", "impl": args.impl, "status": "ok"}
     kernel = create_kernel(args.impl)
@@ -83,11 +84,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     filter_eps = None if args.filter_eps == "none" else args.filter_eps
     if filter_eps not in (None, "auto"):
         filter_eps = float(filter_eps)
-    extra = {"return_lse": False} if accepts_return_lse(kernel) else {}
+    opts = LinearCEOptions(filter_eps=filter_eps, return_lse=False)
 
     def step() -> Any:
         h.grad, w.grad = None, None
-        loss, _ = kernel.linear_cross_entropy(h, w, y, filter_eps=filter_eps, **extra)
+        loss, _ = run_kernel(kernel, h, w, y, None, opts)
         loss.backward()
         return loss
 

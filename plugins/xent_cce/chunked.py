@@ -31,6 +31,23 @@ from dataclasses import dataclass
 
 import torch
 
+from .semantics import LogitMap
+
+__all__ = [
+    "DEFAULT_CHUNK_ELEMENTS",
+    "LinearGrads",
+    "LogitMap",
+    "SoftmaxStats",
+    "compute_dtype",
+    "fused_fits",
+    "fused_loss_and_grad",
+    "kept_ranges",
+    "softmax_grad",
+    "softmax_stats",
+]
+
+#: Logits as computed: ``z = h . w + b`` (no scale, no softcap).
+IDENTITY = LogitMap()
 #: Elements of one chunk of logits (tokens x vocabulary); a few such buffers are alive at once.
 DEFAULT_CHUNK_ELEMENTS = 1 << 24
 #: Vocabulary columns per filtering block (a block is skipped when all its softmax entries < eps).
@@ -39,14 +56,6 @@ DEFAULT_FILTER_BLOCK = 1024
 MIN_CHUNK_ROWS = 16
 
 Rows = slice | torch.Tensor
-
-
-@dataclass(frozen=True)
-class LogitMap:
-    """How raw scores ``h . w + b`` become logits: ``z = c * tanh(s * raw / c)``."""
-
-    logit_scale: float = 1.0
-    softcap: float | None = None
 
 
 @dataclass
@@ -403,7 +412,7 @@ def softmax_stats(
     classifier: torch.Tensor,
     bias: torch.Tensor | None = None,
     *,
-    lmap: LogitMap = LogitMap(),
+    lmap: LogitMap = IDENTITY,
     targets: torch.Tensor | None = None,
     logit_sum: bool = False,
     entropy: bool = False,
@@ -476,7 +485,7 @@ def softmax_grad(
     targets: torch.Tensor | None = None,
     target_weight: torch.Tensor | None = None,
     uniform_weight: torch.Tensor | None = None,
-    lmap: LogitMap = LogitMap(),
+    lmap: LogitMap = IDENTITY,
     need: tuple[bool, bool, bool] = (True, True, True),
     filter_eps: float | None = None,
     filter_block: int = DEFAULT_FILTER_BLOCK,
@@ -542,7 +551,7 @@ def fused_loss_and_grad(
     targets: torch.Tensor,
     token_weight: torch.Tensor,
     *,
-    lmap: LogitMap = LogitMap(),
+    lmap: LogitMap = IDENTITY,
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     need: tuple[bool, bool, bool] = (True, True, True),

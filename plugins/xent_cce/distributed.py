@@ -27,7 +27,7 @@ References: "Megatron-LM: Training Multi-Billion Parameter Language Models Using
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from typing import Any
 
 import torch
@@ -38,29 +38,29 @@ from xent_core import (
     BadParameterError,
     NotAvailableError,
     UnknownComponentError,
-    input_checks_enabled,
+    validate,
 )
 
-from ._dist_dtensor import is_dtensor, replicated_local, resolve_dtensors
+from ._dist_dtensor import is_dtensor, resolve_dtensors
 from ._dist_local import ChunkedShardKernel, compute_dtype, logit_sum, target_logits
 from ._dist_ops import GroupComm
-from .inputs import shift_targets
+from .inputs import FlatInputs, prepare_inputs
+from .semantics import LinearCEOptions, reduce_tokens, run_kernel, token_losses
 
 __all__ = [
     "ChunkedShardKernel",
     "distributed_linear_cross_entropy",
+    "flat_linear_cross_entropy",
     "global_num_items",
     "is_dtensor",
     "module_forward",
+    "resolve_dtensors",
     "resolve_local_kernel",
     "shard_classifier",
     "uses_distributed_path",
     "vocab_parallel_linear_cross_entropy",
     "vocab_shard_range",
 ]
-
-_REDUCTIONS = ("mean", "sum", "none")
-
 
 # --------------------------------------------------------------------------------------------
 # Sharding helpers
@@ -135,80 +135,26 @@ def global_num_items(
 
 
 # --------------------------------------------------------------------------------------------
-# Validation and kernel choice
+# Checks and kernel choice
 # --------------------------------------------------------------------------------------------
 
 
-def _check_options(
-    reduction: str,
-    softcap: float | None,
-    logit_scale: float,
-    label_smoothing: float,
-    z_loss: float,
-    num_items: Any,
-) -> None:
-    if reduction not in _REDUCTIONS:
-        raise BadParameterError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if softcap is not None and not softcap > 0:
-        raise BadParameterError(f"softcap must be > 0 or None, got {softcap}")
-    if not logit_scale > 0:
-        raise BadParameterError(f"logit_scale must be > 0, got {logit_scale}")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise BadParameterError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
-    if not z_loss >= 0:
-        raise BadParameterError(f"z_loss must be >= 0, got {z_loss}")
-    if num_items is not None:
-        if reduction != "mean":
+def check_num_items(num_items: Any, reduction: str) -> None:
+    """``num_items``: None, or a count >= 0 (number or one-element tensor), with ``mean`` only."""
+    if num_items is None:
+        return
+    if reduction != "mean":
+        raise BadParameterError(
+            f"num_items only applies to reduction='mean' (got reduction={reduction!r})"
+        )
+    if torch.is_tensor(num_items):  # its value is not read: no device synchronisation
+        if num_items.numel() != 1 or num_items.is_complex():
             raise BadParameterError(
-                f"num_items only applies to reduction='mean' (got reduction={reduction!r})"
+                f"num_items must be a number or a one-element tensor, got shape "
+                f"{tuple(num_items.shape)}"
             )
-        if torch.is_tensor(num_items):  # its value is not read: no device synchronisation
-            if num_items.numel() != 1 or num_items.is_complex():
-                raise BadParameterError(
-                    f"num_items must be a number or a one-element tensor, got shape "
-                    f"{tuple(num_items.shape)}"
-                )
-        elif (
-            isinstance(num_items, bool) or not isinstance(num_items, (int, float)) or num_items < 0
-        ):
-            raise BadParameterError(f"num_items must be a count >= 0, got {num_items!r}")
-
-
-def _flatten_inputs(
-    hidden: torch.Tensor,
-    classifier: torch.Tensor,
-    targets: torch.Tensor,
-    bias: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    if not torch.is_tensor(hidden) or not hidden.is_floating_point() or hidden.dim() < 1:
-        raise BadInputError("hidden must be a floating-point tensor of shape (..., D)")
-    if not torch.is_tensor(classifier) or classifier.dim() != 2:
-        raise BadInputError(
-            "classifier must be a (V, D) tensor (this rank's rows when vocab-parallel), got "
-            f"{tuple(classifier.shape) if torch.is_tensor(classifier) else type(classifier)}"
-        )
-    if not classifier.is_floating_point():
-        raise BadInputError(f"classifier must be floating point, got {classifier.dtype}")
-    if classifier.shape[1] != hidden.shape[-1]:
-        raise BadInputError(
-            f"hidden has D={hidden.shape[-1]} but classifier rows have D={classifier.shape[1]}"
-        )
-    if not torch.is_tensor(targets) or targets.is_floating_point() or targets.is_complex():
-        raise BadInputError("targets must be an integer tensor of class ids (...)")
-    if tuple(targets.shape) != tuple(hidden.shape[:-1]):
-        raise BadInputError(
-            f"targets shape {tuple(targets.shape)} must equal hidden's leading shape "
-            f"{tuple(hidden.shape[:-1])}"
-        )
-    if bias is not None and (bias.dim() != 1 or bias.shape[0] != classifier.shape[0]):
-        raise BadInputError(
-            f"bias must be ({classifier.shape[0]},) like the classifier rows, got "
-            f"{tuple(bias.shape)}"
-        )
-    devices = {t.device for t in (hidden, classifier, targets, bias) if t is not None}
-    if len(devices) > 1:
-        raise BadInputError(f"inputs are on different devices: {sorted(map(str, devices))}")
-    return hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1).to(torch.int64)
+    elif isinstance(num_items, bool) or not isinstance(num_items, (int, float)) or num_items < 0:
+        raise BadParameterError(f"num_items must be a count >= 0, got {num_items!r}")
 
 
 def resolve_local_kernel(local_kernel: Any) -> Any:
@@ -236,42 +182,31 @@ def resolve_local_kernel(local_kernel: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# The computation
+# The computation (flat, checked inputs and options)
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Options:
-    ignore_index: int
-    softcap: float | None
-    logit_scale: float
-    label_smoothing: float
-    z_loss: float
-    check_targets: bool = True
-
-
 def _per_token_loss(
-    hidden: torch.Tensor,
-    classifier: torch.Tensor,
-    bias: torch.Tensor | None,
-    targets: torch.Tensor,
+    flat: FlatInputs,
+    opts: LinearCEOptions,
     *,
     comm: GroupComm,
     vocab_start: int,
     kernel: Any,
-    opt: _Options,
+    check_targets: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-token losses (N,), global lse (N,) fp32 detached (both 0 where ignored), valid mask."""
+    hidden, classifier, bias, targets = flat.hidden, flat.classifier, flat.bias, flat.targets
     n, v_local = hidden.shape[0], classifier.shape[0]
     dtype = compute_dtype(hidden, classifier, bias)
     device = hidden.device
-    valid = targets != opt.ignore_index
+    valid = targets != opts.ignore_index
     h = comm.enter(hidden)
+    cap, scale = opts.softcap, opts.logit_scale
 
     if v_local > 0:
-        lse_local = kernel.logsumexp(
-            h, classifier, bias, softcap=opt.softcap, logit_scale=opt.logit_scale
-        ).to(dtype)
+        lse_local = kernel.logsumexp(h, classifier, bias, softcap=cap, logit_scale=scale)
+        lse_local = lse_local.to(dtype)
     else:  # an empty shard contributes exp(-inf) = 0; stay in the graph for backward's all-reduce
         anchor = h.sum(dim=1).to(dtype) + classifier.sum().to(dtype)
         if bias is not None:
@@ -283,24 +218,16 @@ def _per_token_loss(
     local_ids = targets - vocab_start
     in_shard = valid & (local_ids >= 0) & (local_ids < v_local)
     if v_local > 0:
-        z_target = target_logits(
-            h,
-            classifier,
-            bias,
-            torch.where(in_shard, local_ids, torch.zeros_like(local_ids)),
-            softcap=opt.softcap,
-            logit_scale=opt.logit_scale,
-        )
+        safe_ids = torch.where(in_shard, local_ids, torch.zeros_like(local_ids))
+        z_target = target_logits(h, classifier, bias, safe_ids, softcap=cap, logit_scale=scale)
         z_target = torch.where(in_shard, z_target, torch.zeros_like(z_target))
     else:
         z_target = torch.zeros(n, dtype=dtype, device=device)
 
     parts = [torch.exp(lse_local - shift), z_target, in_shard.to(dtype)]
-    if opt.label_smoothing > 0:
+    if opts.label_smoothing > 0:
         if v_local > 0:
-            parts.append(
-                logit_sum(h, classifier, bias, softcap=opt.softcap, logit_scale=opt.logit_scale)
-            )
+            parts.append(logit_sum(h, classifier, bias, softcap=cap, logit_scale=scale))
         else:
             parts.append(torch.zeros(n, dtype=dtype, device=device))
     parts.append(torch.tensor([float(v_local)], dtype=dtype, device=device))
@@ -310,7 +237,7 @@ def _per_token_loss(
     vocab_size = packed[-1]
     bad = valid & (claimed != 1)
     # Identical on every rank after the all-reduce, so all ranks raise together.
-    if opt.check_targets and input_checks_enabled() and bool(bad.any()):
+    if check_targets and bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
         raise BadInputError(
             f"{int(bad.sum())} target id(s) lie in no classifier shard or in several, e.g. "
@@ -319,30 +246,69 @@ def _per_token_loss(
             "without overlap"
         )
     lse = shift + torch.log(sum_exp)
-    loss = lse - (1.0 - opt.label_smoothing) * z_target
-    if opt.label_smoothing > 0:
-        loss = loss - (opt.label_smoothing / vocab_size) * packed[3 * n : 4 * n]
-    if opt.z_loss > 0:
-        loss = loss + opt.z_loss * lse.square()
-    loss = torch.where(valid, loss, torch.zeros_like(loss))
-    lse_out = torch.where(
-        valid, lse.detach(), torch.zeros_like(lse)
-    ).float()  # as the cce-* kernels
+    smoothed = packed[3 * n : 4 * n] if opts.label_smoothing > 0 else None
+    loss = token_losses(
+        lse,
+        z_target,
+        smoothed,
+        valid,
+        vocab=vocab_size,
+        label_smoothing=opts.label_smoothing,
+        z_loss=opts.z_loss,
+    )
+    lse_out = torch.where(valid, lse.detach(), torch.zeros_like(lse)).float()  # as cce-* kernels
     return loss, lse_out, valid
 
 
-def _reduce(
-    loss: torch.Tensor, valid: torch.Tensor, reduction: str, num_items: Any, shape: torch.Size
-) -> torch.Tensor:
-    if reduction == "none":
-        return loss.reshape(shape)
-    total = loss.sum()
-    if reduction == "sum":
-        return total
-    if num_items is None:
-        return total / valid.sum().clamp_min(1).to(total.dtype)
-    denom = torch.as_tensor(num_items, dtype=total.dtype, device=total.device)
-    return total / torch.where(denom > 0, denom, torch.ones_like(denom))
+def flat_linear_cross_entropy(
+    flat: FlatInputs,
+    opts: LinearCEOptions,
+    *,
+    kernel: Any,
+    group: Any = None,
+    vocab_start: int | None = None,
+    num_items: Any = None,
+    check_targets: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(loss, lse)`` of checked, flat inputs (:func:`~xent_cce.inputs.prepare_inputs`).
+
+    ``group`` (with ``vocab_start``): the classifier rows are this rank's shard (vocab-parallel);
+    otherwise ``kernel`` computes locally and ``num_items`` is the ``mean`` denominator. The loss
+    is flat ((N,) for ``none``); ``lse`` is (N,), 0 at ignored tokens. Called by the
+    ``linear-cross-entropy`` module and by the public functions below.
+    """
+    check_num_items(num_items, opts.reduction)
+    valid = flat.targets != opts.ignore_index
+    if group is not None:
+        loss, lse, valid = _per_token_loss(
+            flat,
+            opts,
+            comm=GroupComm(group),
+            vocab_start=int(vocab_start or 0),
+            kernel=kernel,
+            check_targets=check_targets,
+        )
+        return reduce_tokens(loss, valid, opts.reduction, num_items), lse
+    if not callable(getattr(kernel, "linear_cross_entropy", None)):  # a shard-only kernel
+        loss, lse, valid = _per_token_loss(
+            flat, opts, comm=GroupComm(None), vocab_start=0, kernel=kernel, check_targets=False
+        )
+        return reduce_tokens(loss, valid, opts.reduction, num_items), lse
+    as_sum = opts.reduction == "mean" and num_items is not None
+    inner = dataclasses.replace(
+        opts, reduction="sum" if as_sum else opts.reduction, return_lse=True
+    )
+    loss, lse = run_kernel(kernel, flat.hidden, flat.classifier, flat.targets, flat.bias, inner)
+    if lse is None:  # a kernel that does not report it
+        lse = torch.zeros(flat.targets.shape[0], dtype=torch.float32, device=flat.targets.device)
+    lse = torch.where(valid, lse, torch.zeros_like(lse))
+    if as_sum:
+        loss = reduce_tokens(loss.reshape(1), valid, "mean", num_items)
+    return loss, lse
+
+
+def _shaped(loss: torch.Tensor, reduction: str, shape: torch.Size) -> torch.Tensor:
+    return loss.reshape(shape) if reduction == "none" else loss
 
 
 def vocab_parallel_linear_cross_entropy(
@@ -376,48 +342,65 @@ def vocab_parallel_linear_cross_entropy(
     ``bias_shard`` (V_r,)); shards may be uneven or empty. Every rank gets the same loss;
     ``classifier_shard`` gets its own rows' gradient and ``hidden`` the full gradient.
 
-    Parameters: ``group`` the process group (``None``: the world group); ``ignore_index`` (-100);
-    ``reduction`` ``mean`` (over non-ignored tokens, or divided by ``num_items`` when given),
-    ``sum`` or ``none``; ``softcap`` (None); ``logit_scale`` (1.0); ``label_smoothing`` (0.0,
-    PyTorch semantics); ``z_loss`` (0.0); ``local_kernel`` the per-shard kernel (an object with
-    ``logsumexp``, or a registry name; default ``cce-torch`` if registered, else a built-in chunked
-    one); ``return_lse`` also return the global per-token log-sum-exp (N,) fp32, detached, 0 at
-    ignored tokens (as the ``cce-*`` kernels); ``check_targets`` raise on target ids that no shard
-    (or several) holds, at the cost of one device synchronisation (True).
+    Args:
+        group: the process group (``None``: the world group).
+        vocab_start: global index of this rank's first classifier row.
+        bias_shard: this rank's bias rows (V_r,), or None.
+        ignore_index: target id that contributes nothing (-100).
+        reduction: ``mean`` (over non-ignored tokens, or divided by ``num_items``), ``sum``, ``none``.
+        softcap: Gemma 2 soft-capping value, or None.
+        logit_scale: multiplies the logits before the softcap (1.0).
+        label_smoothing: PyTorch's label smoothing (0.0).
+        z_loss: PaLM's z-loss weight (0.0).
+        num_items: the ``mean`` denominator (e.g. :func:`global_num_items`), or None.
+        local_kernel: the per-shard kernel (an object with ``logsumexp``, or a registry name;
+            default ``cce-torch`` if registered, else a built-in chunked one).
+        return_lse: also return the global per-token log-sum-exp (N,) fp32, detached, 0 at
+            ignored tokens (as the ``cce-*`` kernels).
+        check_targets: raise on target ids that no shard (or several) holds, and on non-finite
+            inputs, at the cost of device synchronisations (True).
 
     Citation: Megatron-LM (arXiv:1909.08053), Cut Cross-Entropy (arXiv:2411.09009).
     """
-    _check_options(reduction, softcap, logit_scale, label_smoothing, z_loss, num_items)
+    opts = LinearCEOptions(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        softcap=softcap,
+        logit_scale=logit_scale,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+    )
+    check_num_items(num_items, opts.reduction)
     if isinstance(vocab_start, bool) or not isinstance(vocab_start, int) or vocab_start < 0:
         raise BadParameterError(f"vocab_start must be an int >= 0, got {vocab_start!r}")
     if group is None:
         _group_rank_size(None)
         group = dist.group.WORLD
-    h2, t1 = _flatten_inputs(hidden, classifier_shard, targets, bias_shard)
-    opt = _Options(
-        ignore_index,
-        softcap,
-        float(logit_scale),
-        float(label_smoothing),
-        float(z_loss),
-        check_targets=bool(check_targets),
-    )
-    loss, lse, valid = _per_token_loss(
-        h2,
+    check = validate.flag("check_targets", check_targets)
+    flat = prepare_inputs(
+        hidden,
         classifier_shard,
+        targets,
         bias_shard,
-        t1,
-        comm=GroupComm(group),
-        vocab_start=vocab_start,
-        kernel=resolve_local_kernel(local_kernel),
-        opt=opt,
+        ignore_index=opts.ignore_index,
+        check_values=check,
+        vocab_sharded=True,
     )
-    out = _reduce(loss, valid, reduction, num_items, targets.shape)
+    loss, lse = flat_linear_cross_entropy(
+        flat,
+        opts,
+        kernel=resolve_local_kernel(local_kernel),
+        group=group,
+        vocab_start=vocab_start,
+        num_items=num_items,
+        check_targets=check,
+    )
+    out = _shaped(loss, opts.reduction, targets.shape)
     return (out, lse) if return_lse else out
 
 
 # --------------------------------------------------------------------------------------------
-# The entry point of the linear-cross-entropy loss module
+# One entry point for every distributed case
 # --------------------------------------------------------------------------------------------
 
 
@@ -465,9 +448,19 @@ def distributed_linear_cross_entropy(
     Anything ambiguous (e.g. a vocab-sharded DTensor classifier with a plain ``hidden``, or a
     token-sharded DTensor ``hidden``) raises :class:`~xent_core.BadInputError` saying what to
     pass instead; nothing is ever gathered silently. ``check_targets`` checks the target ids
-    (one device synchronisation).
+    and that the inputs are finite (device synchronisations).
     """
-    _check_options(reduction, softcap, logit_scale, label_smoothing, z_loss, num_items)
+    opts = LinearCEOptions(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        softcap=softcap,
+        logit_scale=logit_scale,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        filter_eps=filter_eps,
+    )
+    check_num_items(num_items, opts.reduction)
+    check = validate.flag("check_targets", check_targets)
     hidden, classifier, bias, targets, vocab_parallel, vocab_start = resolve_dtensors(
         hidden, classifier, bias, targets, vocab_parallel=vocab_parallel, vocab_start=vocab_start
     )
@@ -484,85 +477,26 @@ def distributed_linear_cross_entropy(
             group=vocab_parallel,
             vocab_start=vocab_start,
             bias_shard=bias,
-            ignore_index=ignore_index,
-            reduction=reduction,
-            softcap=softcap,
-            logit_scale=logit_scale,
-            label_smoothing=label_smoothing,
-            z_loss=z_loss,
+            ignore_index=opts.ignore_index,
+            reduction=opts.reduction,
+            softcap=opts.softcap,
+            logit_scale=opts.logit_scale,
+            label_smoothing=opts.label_smoothing,
+            z_loss=opts.z_loss,
             num_items=num_items,
             local_kernel=local_kernel,
             return_lse=True,
-            check_targets=check_targets,
+            check_targets=check,
         )
         return loss, lse
-    return _local_linear_cross_entropy(
-        hidden,
-        classifier,
-        targets,
-        bias,
-        num_items=num_items,
-        local_kernel=local_kernel,
-        opt=_Options(
-            ignore_index,
-            softcap,
-            float(logit_scale),
-            float(label_smoothing),
-            float(z_loss),
-            check_targets=bool(check_targets),
-        ),
-        reduction=reduction,
-        filter_eps=filter_eps,
-    )
-
-
-def _local_linear_cross_entropy(
-    hidden: torch.Tensor,
-    classifier: torch.Tensor,
-    targets: torch.Tensor,
-    bias: torch.Tensor | None,
-    *,
-    num_items: Any,
-    local_kernel: Any,
-    opt: _Options,
-    reduction: str,
-    filter_eps: float | str | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    h2, t1 = _flatten_inputs(hidden, classifier, targets, bias)
     kernel = resolve_local_kernel(local_kernel)
-    vocab = classifier.shape[0]
-    bad = (t1 != opt.ignore_index) & ((t1 < 0) | (t1 >= vocab))
-    if opt.check_targets and bool(bad.any()):
-        i = int(bad.nonzero()[0, 0])
-        raise BadInputError(
-            f"{int(bad.sum())} target id(s) outside [0, {vocab}), e.g. target {int(t1[i])} of "
-            f"token {i} (ignore_index is {opt.ignore_index})"
-        )
-    if callable(getattr(kernel, "linear_cross_entropy", None)):
-        inner = "sum" if reduction == "mean" and num_items is not None else reduction
-        loss, lse = kernel.linear_cross_entropy(
-            h2,
-            classifier,
-            t1,
-            bias,
-            ignore_index=opt.ignore_index,
-            reduction=inner,
-            softcap=opt.softcap,
-            logit_scale=opt.logit_scale,
-            label_smoothing=opt.label_smoothing,
-            z_loss=opt.z_loss,
-            filter_eps=filter_eps,
-        )
-        if lse is None:  # a kernel that does not report it
-            lse = torch.zeros(t1.shape[0], dtype=torch.float32, device=t1.device)
-        if inner == reduction:
-            return (loss.reshape(targets.shape) if reduction == "none" else loss), lse
-        valid = t1 != opt.ignore_index
-        return _reduce(loss.reshape(1), valid, "mean", num_items, targets.shape), lse
-    loss, lse, valid = _per_token_loss(
-        h2, classifier, bias, t1, comm=GroupComm(None), vocab_start=0, kernel=kernel, opt=opt
+    flat = prepare_inputs(
+        hidden, classifier, targets, bias, ignore_index=opts.ignore_index, check_values=check
     )
-    return _reduce(loss, valid, reduction, num_items, targets.shape), lse
+    loss, lse = flat_linear_cross_entropy(
+        flat, opts, kernel=kernel, num_items=num_items, check_targets=check
+    )
+    return _shaped(loss, opts.reduction, targets.shape), lse
 
 
 def module_forward(
@@ -574,45 +508,9 @@ def module_forward(
     *,
     num_items: int | float | torch.Tensor | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """The distributed branch of the ``linear-cross-entropy`` module's ``forward``.
+    """The ``linear-cross-entropy`` module called with ``num_items`` (kept for older callers).
 
-    Reads the module's options (``ignore_index``, ``reduction``, ``softcap``, ``logit_scale``,
-    ``label_smoothing``, ``z_loss``, ``shift``, ``return_lse``, ``filter_eps``, and
-    ``vocab_parallel`` / ``vocab_start`` when set), uses the module's kernel for the device as the
-    per-shard kernel, and fills ``last_impl`` and ``last_z_loss`` like the local path. The module
-    calls it when :func:`uses_distributed_path` is true.
+    The module itself routes ``vocab_parallel``, ``num_items`` and DTensor inputs to
+    :func:`flat_linear_cross_entropy`; this is ``module(hidden, ..., num_items=num_items)``.
     """
-    ignore_index = int(module.ignore_index)
-    targets = replicated_local("targets", targets)
-    if getattr(module, "shift", False):
-        targets = shift_targets(targets, ignore_index)
-    vocab_parallel = getattr(module, "vocab_parallel", None)
-    name, kernel = module.kernel_for(hidden.device)
-    loss, lse = distributed_linear_cross_entropy(
-        hidden,
-        classifier,
-        targets,
-        bias,
-        vocab_parallel=vocab_parallel,
-        vocab_start=getattr(module, "vocab_start", None),
-        num_items=num_items,
-        local_kernel=kernel,
-        ignore_index=ignore_index,
-        reduction=module.reduction,
-        softcap=module.softcap,
-        logit_scale=module.logit_scale,
-        label_smoothing=module.label_smoothing,
-        z_loss=module.z_loss,
-        filter_eps=module.filter_eps,
-        check_targets=bool(getattr(module, "check_inputs", True)),
-    )
-    sharded = vocab_parallel is not None or is_dtensor(classifier)
-    module.last_impl = f"{name} (vocab-parallel)" if sharded else name
-    valid = targets.reshape(-1) != ignore_index
-    # 0 at ignored tokens whatever the local kernel reports there (naive and wrapped ones don't)
-    lse = torch.where(valid, lse, torch.zeros_like(lse))
-    z_part = torch.where(valid, module.z_loss * lse.square(), torch.zeros_like(lse))
-    module.last_z_loss = _reduce(z_part, valid, module.reduction, num_items, targets.shape)
-    if getattr(module, "return_lse", False):
-        return loss, lse.reshape(targets.shape)
-    return loss
+    return module(hidden, classifier, targets, bias, num_items=num_items)

@@ -47,12 +47,14 @@ def prepare_inputs(
     ignore_index: int = -100,
     shift: bool = False,
     check_values: bool = True,
+    vocab_sharded: bool = False,
 ) -> FlatInputs:
     """Check shapes, dtypes, devices and values; flatten leading dims; shift targets if asked.
 
     Raises :class:`~xent_core.BadInputError` saying what was wrong and what is expected.
-    ``check_values=False`` skips the two data-dependent checks (target range, finite hidden),
-    which synchronise with the device.
+    ``check_values=False`` skips the data-dependent checks (target range; finite hidden,
+    classifier and bias), which synchronise with the device. ``vocab_sharded``: the classifier
+    holds this rank's rows only, so target ids are checked later, against the global vocabulary.
     """
     hidden = _tensor(hidden, "hidden")
     classifier = _tensor(classifier, "classifier")
@@ -80,16 +82,18 @@ def prepare_inputs(
     d, v = hidden.shape[-1], classifier.shape[0]
     if classifier.shape[1] != d:
         raise BadInputError(
-            f"{_WHO}: classifier is {tuple(classifier.shape)} but hidden has D={d}; "
-            f"expected classifier of shape (V, {d})"
+            f"{_WHO}: hidden has D={d} but classifier rows have D={classifier.shape[1]} "
+            f"(classifier is {tuple(classifier.shape)}); expected classifier of shape (V, {d})"
         )
-    if v == 0:
+    if d == 0:
+        raise BadInputError(f"{_WHO}: hidden has no features (D=0); expected D >= 1")
+    if v == 0 and not vocab_sharded:
         raise BadInputError(f"{_WHO}: classifier has no rows (V=0)")
     if bias is not None:
         if bias.shape != (v,):
             raise BadInputError(
-                f"{_WHO}: bias must have shape ({v},) to match the classifier, got "
-                f"{tuple(bias.shape)}"
+                f"{_WHO}: bias must have shape ({v},) to match the classifier rows (bias must be "
+                f"one value per row), got {tuple(bias.shape)}"
             )
         if bias.dtype != hidden.dtype:
             raise BadInputError(
@@ -97,7 +101,8 @@ def prepare_inputs(
             )
     if targets.dtype == torch.bool or targets.is_floating_point() or targets.is_complex():
         raise BadInputError(
-            f"{_WHO}: targets must hold integer class ids (int64), got {targets.dtype}"
+            f"{_WHO}: targets must hold integer class ids (an integer tensor, int64), got "
+            f"{targets.dtype}"
         )
     lead = tuple(hidden.shape[:-1])
     if tuple(targets.shape) != lead:
@@ -113,16 +118,21 @@ def prepare_inputs(
         raise BadInputError(f"{_WHO}: inputs are on different devices ({found}); move them to one")
     targets = targets.long()
     check_values = check_values and input_checks_enabled()
-    if check_values and targets.numel():
-        bad = ((targets < 0) | (targets >= v)) & (targets != ignore_index)
-        if bool(bad.any()):
-            value = int(targets[bad].flatten()[0])
-            raise BadInputError(
-                f"{_WHO}: target {value} is out of range; targets must be in [0, {v}) or "
-                f"ignore_index={ignore_index}"
-            )
-        if not bool(torch.isfinite(hidden).all()):
-            raise BadInputError(f"{_WHO}: hidden contains NaN or infinite values")
+    if check_values:
+        if targets.numel() and not vocab_sharded:
+            flat_t = targets.reshape(-1)
+            bad = ((flat_t < 0) | (flat_t >= v)) & (flat_t != ignore_index)
+            if bool(bad.any()):
+                i = int(bad.nonzero()[0, 0])
+                value = int(flat_t[i])
+                raise BadInputError(
+                    f"{_WHO}: target {value} is out of range; targets must be in [0, {v}) or "
+                    f"ignore_index={ignore_index} ({int(bad.sum())} such target(s), the first "
+                    f"is target {value} of token {i})"
+                )
+        for name, t in (("hidden", hidden), ("classifier", classifier), ("bias", bias)):
+            if t is not None and t.numel() and not bool(torch.isfinite(t).all()):
+                raise BadInputError(f"{_WHO}: {name} contains NaN or infinite values")
     if shift:
         targets = shift_targets(targets, ignore_index)
     return FlatInputs(

@@ -2,65 +2,18 @@
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from typing import Any
 
 import torch
 
-from xent_core import BadParameterError
+from xent_core import BadInputError, BadParameterError, input_checks_enabled, validate
 from xent_core.base_loss import Loss
 
-from .distributed import is_dtensor, module_forward, uses_distributed_path
+from .distributed import flat_linear_cross_entropy, is_dtensor, resolve_dtensors
 from .inputs import prepare_inputs
-from .selection import accepts_return_lse, auto_kernel, create_kernel, require_available
-from .semantics import REDUCTIONS, z_loss_term
-
-
-def _check_params(
-    reduction: str,
-    softcap: float | None,
-    logit_scale: float,
-    label_smoothing: float,
-    z_loss: float,
-    filter_eps: float | str | None,
-    impl: str,
-) -> None:
-    if reduction not in REDUCTIONS:
-        raise BadParameterError(
-            f"linear-cross-entropy: reduction must be one of {', '.join(REDUCTIONS)}, "
-            f"got {reduction!r}"
-        )
-    if softcap is not None and not (math.isfinite(softcap) and softcap > 0):
-        raise BadParameterError(
-            f"linear-cross-entropy: softcap must be a positive number or None, got {softcap!r}"
-        )
-    if not (math.isfinite(logit_scale) and logit_scale > 0):
-        raise BadParameterError(
-            f"linear-cross-entropy: logit_scale must be a positive number, got {logit_scale!r}"
-        )
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise BadParameterError(
-            f"linear-cross-entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}"
-        )
-    if not (math.isfinite(z_loss) and z_loss >= 0):
-        raise BadParameterError(
-            f"linear-cross-entropy: z_loss must be a number >= 0, got {z_loss!r}"
-        )
-    if isinstance(filter_eps, str):
-        if filter_eps != "auto":
-            raise BadParameterError(
-                f"linear-cross-entropy: filter_eps must be 'auto', a number >= 0 or None, "
-                f"got {filter_eps!r}"
-            )
-    elif filter_eps is not None and not (math.isfinite(filter_eps) and filter_eps >= 0):
-        raise BadParameterError(
-            f"linear-cross-entropy: filter_eps must be 'auto', a number >= 0 or None, "
-            f"got {filter_eps!r}"
-        )
-    if not isinstance(impl, str) or not impl.strip():
-        raise BadParameterError(
-            f"linear-cross-entropy: impl must be 'auto' or a kernel name, got {impl!r}"
-        )
+from .selection import auto_kernel, create_kernel, require_available
+from .semantics import LinearCEKernel, LinearCEOptions, run_kernel, z_loss_term
 
 
 class LinearCrossEntropy(Loss):
@@ -143,28 +96,41 @@ class LinearCrossEntropy(Loss):
         vocab_start: int | None = None,
     ) -> None:
         super().__init__()
-        _check_params(
-            reduction, softcap, float(logit_scale), float(label_smoothing), float(z_loss),
-            filter_eps, impl,
-        )  # fmt: skip
-        self.ignore_index = int(ignore_index)
-        self.reduction = reduction
-        self.softcap = None if softcap is None else float(softcap)
-        self.logit_scale = float(logit_scale)
-        self.label_smoothing = float(label_smoothing)
-        self.z_loss = float(z_loss)
-        self.shift = bool(shift)
-        self.return_lse = bool(return_lse)
-        self.filter_eps = filter_eps
+        #: the one checked record of the loss options, handed as is to the kernel
+        self.options = LinearCEOptions(
+            ignore_index=ignore_index,
+            reduction=reduction,
+            softcap=softcap,
+            logit_scale=logit_scale,
+            label_smoothing=label_smoothing,
+            z_loss=z_loss,
+            filter_eps=filter_eps,
+            return_lse=return_lse,
+        )
+        self.shift = validate.flag("shift", shift)
+        self.check_inputs = validate.flag("check_inputs", check_inputs)
+        if not isinstance(impl, str) or not impl.strip():
+            raise BadParameterError(
+                f"linear-cross-entropy: impl must be 'auto' or a kernel name, got {impl!r}"
+            )
         self.impl = impl.strip()
-        self.check_inputs = bool(check_inputs)
         self.vocab_parallel = vocab_parallel
-        self.vocab_start = None if vocab_start is None else int(vocab_start)
+        self.vocab_start = validate.optional(validate.integer, "vocab_start", vocab_start, low=0)
         self.last_z_loss: torch.Tensor | None = None
         self.last_impl: str | None = None
-        self._kernels: dict[str, tuple[str, Any]] = {}
+        self._kernels: dict[str, tuple[str, LinearCEKernel]] = {}
         if self.impl != "auto":
             create_kernel(self.impl)  # an unknown name fails here, not at the first batch
+
+    # the options, readable as attributes (they live in ``self.options``)
+    ignore_index = property(lambda self: self.options.ignore_index)
+    reduction = property(lambda self: self.options.reduction)
+    softcap = property(lambda self: self.options.softcap)
+    logit_scale = property(lambda self: self.options.logit_scale)
+    label_smoothing = property(lambda self: self.options.label_smoothing)
+    z_loss = property(lambda self: self.options.z_loss)
+    filter_eps = property(lambda self: self.options.filter_eps)
+    return_lse = property(lambda self: self.options.return_lse)
 
     def extra_repr(self) -> str:
         return (
@@ -191,56 +157,57 @@ class LinearCrossEntropy(Loss):
         bias: torch.Tensor | None = None,
         num_items: Any = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        if uses_distributed_path(
-            hidden, classifier, bias, vocab_parallel=self.vocab_parallel, num_items=num_items
-        ):
-            if self.vocab_parallel is None and not is_dtensor(hidden, classifier, bias, targets):
-                # plain tensors with num_items: the same checks (dtypes, finite hidden) as below
-                prepare_inputs(
-                    hidden,
-                    classifier,
-                    targets,
-                    bias,
-                    ignore_index=self.ignore_index,
-                    check_values=self.check_inputs,
-                )
-            return module_forward(self, hidden, classifier, targets, bias, num_items=num_items)
+        opts = self.options
+        group, start = self.vocab_parallel, self.vocab_start
+        if group is not None or num_items is not None or is_dtensor(hidden, classifier, bias):
+            hidden, classifier, bias, targets, group, start = resolve_dtensors(
+                hidden, classifier, bias, targets, vocab_parallel=group, vocab_start=start
+            )
+        check = self.check_inputs and input_checks_enabled()
         flat = prepare_inputs(
             hidden,
             classifier,
             targets,
             bias,
-            ignore_index=self.ignore_index,
+            ignore_index=opts.ignore_index,
             shift=self.shift,
-            check_values=self.check_inputs,
+            check_values=check,
+            vocab_sharded=group is not None,
         )
         name, kernel = self.kernel_for(flat.hidden.device)
-        self.last_impl = name
-        need_lse = self.return_lse or self.z_loss > 0
-        extra = {"return_lse": need_lse} if accepts_return_lse(kernel) else {}
-        loss, lse = kernel.linear_cross_entropy(
-            flat.hidden,
-            flat.classifier,
-            flat.targets,
-            flat.bias,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-            softcap=self.softcap,
-            logit_scale=self.logit_scale,
-            label_smoothing=self.label_smoothing,
-            z_loss=self.z_loss,
-            filter_eps=self.filter_eps,
-            **extra,
-        )
-        valid = flat.targets != self.ignore_index
-        if self.z_loss > 0 and lse is not None:
-            self.last_z_loss = z_loss_term(lse, valid, self.z_loss, self.reduction)
+        # the kernel needs to report lse only when the z-loss part or the caller wants it
+        kernel_opts = dataclasses.replace(opts, return_lse=opts.return_lse or opts.z_loss > 0)
+        if group is not None or num_items is not None:
+            loss, lse = flat_linear_cross_entropy(
+                flat,
+                kernel_opts,
+                kernel=kernel,
+                group=group,
+                vocab_start=start,
+                num_items=num_items,
+                check_targets=check,
+            )
+            self.last_impl = f"{name} (vocab-parallel)" if group is not None else name
+        else:
+            loss, lse = run_kernel(
+                kernel, flat.hidden, flat.classifier, flat.targets, flat.bias, kernel_opts
+            )
+            self.last_impl = name
+        if check and not bool(torch.isfinite(loss.detach()).all()):
+            raise BadInputError(
+                "linear-cross-entropy: the loss is not finite although hidden, classifier and "
+                "bias are: the logits overflow (|hidden @ classifier.T| is too large for "
+                f"{flat.hidden.dtype}); scale the inputs down, or use softcap or logit_scale < 1"
+            )
+        valid = flat.targets != opts.ignore_index
+        if opts.z_loss > 0 and lse is not None:
+            self.last_z_loss = z_loss_term(lse, valid, opts.z_loss, opts.reduction, num_items)
         else:
             self.last_z_loss = torch.zeros((), device=loss.device)
-        if self.reduction == "none":
+        if opts.reduction == "none":
             loss = loss.reshape(flat.lead_shape)
             self.last_z_loss = self.last_z_loss.expand(flat.targets.shape).reshape(flat.lead_shape)
-        if not self.return_lse:
+        if not opts.return_lse:
             return loss
         assert lse is not None
         lse = torch.where(valid, lse.detach(), torch.zeros_like(lse)).reshape(flat.lead_shape)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 import torch.nn.functional as F
 
-from .semantics import REDUCTIONS, reduce_tokens, z_loss_term
+from .semantics import LinearCEOptions, as_options, reduce_tokens, z_loss_term
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -48,6 +50,7 @@ class NaiveKernel:
     """
 
     citation = ("Cut Your Losses in Large-Vocabulary Language Models", "arXiv:2411.09009")
+    takes_options: ClassVar[bool] = True  # see xent_cce.semantics.run_kernel
     capabilities = {
         "differentiable": True,
         "devices": ("cpu", "cuda"),
@@ -65,36 +68,33 @@ class NaiveKernel:
         targets: torch.Tensor,
         bias: torch.Tensor | None = None,
         *,
-        ignore_index: int = -100,
-        reduction: str = "mean",
-        softcap: float | None = None,
-        logit_scale: float = 1.0,
-        label_smoothing: float = 0.0,
-        z_loss: float = 0.0,
-        filter_eps: float | str | None = None,
-        return_lse: bool = True,
+        options: LinearCEOptions | None = None,
+        **params: Any,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(loss, lse)``; ``filter_eps`` is accepted and ignored (the naive path is exact)."""
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        z = naive_logits(hidden, classifier, bias, softcap=softcap, logit_scale=logit_scale)
-        valid = targets != ignore_index
+        """``(loss, lse)``; ``filter_eps`` is accepted and ignored (the naive path is exact).
+
+        The per-token cross-entropy is PyTorch's ``F.cross_entropy`` on the materialised logits
+        (the baseline this kernel stands for); the z-loss and the reduction are xent's shared
+        helpers.
+        """
+        o = as_options(options, params)
+        z = naive_logits(hidden, classifier, bias, softcap=o.softcap, logit_scale=o.logit_scale)
+        valid = targets != o.ignore_index
         per_token = F.cross_entropy(
             z,
             targets,
-            ignore_index=ignore_index,
+            ignore_index=o.ignore_index,
             reduction="none",
-            label_smoothing=label_smoothing,
+            label_smoothing=o.label_smoothing,
         )
-        loss = reduce_tokens(per_token, valid, reduction)
         lse = None
-        if z_loss or return_lse:
+        if o.z_loss or o.return_lse:
             lse_full = torch.logsumexp(z, dim=-1)
-            if z_loss:
-                zl = torch.where(valid, z_loss * lse_full.square(), torch.zeros_like(lse_full))
-                loss = loss + reduce_tokens(zl, valid, reduction)
-            lse = lse_full.detach()
-        return loss, lse
+            if o.z_loss:
+                zl = torch.where(valid, o.z_loss * lse_full.square(), torch.zeros_like(lse_full))
+                per_token = per_token + zl
+            lse = lse_full.detach() if o.return_lse else None
+        return reduce_tokens(per_token, valid, o.reduction), lse
 
     def logsumexp(
         self,

@@ -31,7 +31,9 @@ class AppleCCEKernel(WrappedKernel):
     reduction, filter_eps, impl)``: the Triton CCE kernel on CUDA (``impl="cce"``), or its
     ``torch.compile`` fallback (``impl="torch_compile"``, which also runs on the CPU with a C++
     compiler). Supports softcap and ``logit_scale`` (applied to hidden); not bias, label
-    smoothing nor z-loss (this release lacks them). ``lse`` costs an extra chunked pass.
+    smoothing nor z-loss (this release lacks them). ``lse`` costs an extra chunked pass. float64
+    inputs give a float64 loss, computed by cut-cross-entropy in float32 (so with float32
+    accuracy): use ``cce-torch`` for float64 accuracy.
 
     Parameters:
         impl: ``"auto"`` (``cce`` on CUDA inputs, else ``torch_compile``), ``"cce"`` or
@@ -98,7 +100,7 @@ class AppleCCEKernel(WrappedKernel):
             ignore_index=ignore_index,
             softcap=softcap,
             reduction=reduction,
-            filter_eps=resolve_filter_eps(filter_eps, hidden.dtype),
+            filter_eps=resolve_filter_eps(filter_eps, hidden.dtype) or None,
             impl=impl,
         )
 

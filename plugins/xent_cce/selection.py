@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import inspect
 from typing import Any
 
 from xent_core import BadParameterError, NotAvailableError
@@ -44,6 +43,12 @@ def create_kernel(spec: str) -> Any:
 
 
 def require_available(kernel: Any, spec: str) -> Any:
+    """``kernel`` if it can run here and has the linear-CE interface, else a clear error."""
+    if not callable(getattr(kernel, "linear_cross_entropy", None)):
+        raise BadParameterError(
+            f"kernel {spec!r} has no linear_cross_entropy method, so it cannot run "
+            "linear-cross-entropy"
+        )
     ok, reason = kernel.available()
     if not ok:
         raise NotAvailableError(f"kernel {spec!r} is not available here: {reason}")
@@ -62,11 +67,3 @@ def auto_kernel(device_type: str) -> tuple[str, Any]:
         if kernel.available()[0]:
             return name, kernel
     return FALLBACK, xent_core.kernel(FALLBACK)
-
-
-def accepts_return_lse(kernel: Any) -> bool:
-    """Whether ``kernel.linear_cross_entropy`` takes ``return_lse`` (skip a costly lse pass)."""
-    try:
-        return "return_lse" in inspect.signature(kernel.linear_cross_entropy).parameters
-    except (TypeError, ValueError):
-        return False

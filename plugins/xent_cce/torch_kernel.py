@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch.autograd.function import once_differentiable
 
-from xent_core import BadParameterError
+from xent_core import validate
 
 from .chunked import (
     LinearGrads,
-    LogitMap,
     SoftmaxStats,
     compute_dtype,
     fused_fits,
@@ -20,17 +19,20 @@ from .chunked import (
     softmax_grad,
     softmax_stats,
 )
-from .semantics import REDUCTIONS, reduce_tokens, resolve_filter_eps, token_losses, token_weights
+from .semantics import (
+    LinearCEOptions,
+    LogitMap,
+    as_options,
+    reduce_tokens,
+    token_losses,
+    token_weights,
+)
 
 
 @dataclass(frozen=True)
-class _Config:
-    ignore_index: int
-    reduction: str
-    lmap: LogitMap
-    label_smoothing: float
-    z_loss: float
-    filter_eps: float | None
+class _Plan:
+    """How this kernel instance chunks the work (not an option of the loss)."""
+
     chunk_elements: int
     filter_block: int
     grad_enabled: bool = True
@@ -58,18 +60,20 @@ class _LinearCrossEntropy(torch.autograd.Function):
         classifier: torch.Tensor,
         bias: torch.Tensor | None,
         targets: torch.Tensor,
-        cfg: _Config,
+        opts: LinearCEOptions,
+        plan: _Plan,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         n, v = hidden.shape[0], classifier.shape[0]
-        valid = targets != cfg.ignore_index
+        valid = targets != opts.ignore_index
+        filter_eps = opts.filter_for(hidden.dtype)
         n_valid = int(valid.sum())
         rows = None if n_valid == n else valid.nonzero().squeeze(1)
         # needs_input_grad ignores the grad mode: under torch.no_grad() / inference_mode no
         # backward can follow, so forming the gradients in forward would be wasted work
         need = (
-            cfg.grad_enabled and bool(ctx.needs_input_grad[0]),
-            cfg.grad_enabled and bool(ctx.needs_input_grad[1]),
-            cfg.grad_enabled and bool(ctx.needs_input_grad[2]) and bias is not None,
+            plan.grad_enabled and bool(ctx.needs_input_grad[0]),
+            plan.grad_enabled and bool(ctx.needs_input_grad[1]),
+            plan.grad_enabled and bool(ctx.needs_input_grad[2]) and bias is not None,
         )
         ctx.grads = None
         stats: SoftmaxStats
@@ -77,24 +81,24 @@ class _LinearCrossEntropy(torch.autograd.Function):
             f = compute_dtype(hidden, classifier, bias)
             zeros = torch.zeros(n, dtype=f, device=hidden.device)
             stats = SoftmaxStats(zeros, zeros, zeros)
-        elif fused_fits(n_valid, v, cfg.chunk_elements) and (
-            cfg.reduction != "none" or not any(need)
+        elif fused_fits(n_valid, v, plan.chunk_elements) and (
+            opts.reduction != "none" or not any(need)
         ):
-            w = token_weights(valid, cfg.reduction, compute_dtype(hidden, classifier, bias))
+            w = token_weights(valid, opts.reduction, compute_dtype(hidden, classifier, bias))
             stats, grads = fused_loss_and_grad(
                 hidden,
                 classifier,
                 bias,
                 targets,
                 w,
-                lmap=cfg.lmap,
-                label_smoothing=cfg.label_smoothing,
-                z_loss=cfg.z_loss,
+                lmap=opts,
+                label_smoothing=opts.label_smoothing,
+                z_loss=opts.z_loss,
                 need=need,
-                filter_eps=cfg.filter_eps,
-                filter_block=cfg.filter_block,
+                filter_eps=filter_eps,
+                filter_block=plan.filter_block,
                 rows=rows,
-                chunk_elements=cfg.chunk_elements,
+                chunk_elements=plan.chunk_elements,
             )
             if any(need):
                 ctx.grads = LinearGrads(
@@ -107,11 +111,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 hidden,
                 classifier,
                 bias,
-                lmap=cfg.lmap,
+                lmap=opts,
                 targets=targets,
-                logit_sum=cfg.label_smoothing > 0,
+                logit_sum=opts.label_smoothing > 0,
                 rows=rows,
-                chunk_elements=cfg.chunk_elements,
+                chunk_elements=plan.chunk_elements,
             )
         assert stats.target_logit is not None
         per_token = token_losses(
@@ -120,13 +124,13 @@ class _LinearCrossEntropy(torch.autograd.Function):
             stats.logit_sum,
             valid,
             vocab=v,
-            label_smoothing=cfg.label_smoothing,
-            z_loss=cfg.z_loss,
+            label_smoothing=opts.label_smoothing,
+            z_loss=opts.z_loss,
         )
-        loss = reduce_tokens(per_token, valid, cfg.reduction)
+        loss = reduce_tokens(per_token, valid, opts.reduction)
         lse = stats.lse
         ctx.save_for_backward(hidden, classifier, bias, targets, lse)
-        ctx.cfg, ctx.rows, ctx.valid = cfg, rows, valid
+        ctx.opts, ctx.plan, ctx.rows, ctx.valid = opts, plan, rows, valid
         ctx.mark_non_differentiable(lse)
         return loss, lse
 
@@ -134,7 +138,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, grad_loss: torch.Tensor, _grad_lse: Any) -> tuple[Any, ...]:  # type: ignore[override]
         hidden, classifier, bias, targets, lse = ctx.saved_tensors
-        cfg: _Config = ctx.cfg
+        opts: LinearCEOptions = ctx.opts
+        plan: _Plan = ctx.plan
         grads: LinearGrads | None = ctx.grads
         ctx.grads = None  # drop our references so autograd can take the buffers without a copy
         if grads is not None:
@@ -142,7 +147,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             for t in (grads.hidden, grads.classifier, grads.bias):
                 if t is not None:
                     t.mul_(g.to(t.dtype))
-            return grads.hidden, grads.classifier, grads.bias, None, None
+            return grads.hidden, grads.classifier, grads.bias, None, None, None
         need = (
             bool(ctx.needs_input_grad[0]),
             bool(ctx.needs_input_grad[1]),
@@ -156,11 +161,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 torch.zeros_like(bias) if need[2] else None,
                 None,
                 None,
+                None,
             )
         f = lse.dtype
-        w = token_weights(valid, cfg.reduction, f) * grad_loss.to(f)
-        a = w * (1.0 + 2.0 * cfg.z_loss * lse) if cfg.z_loss else w
-        eps = cfg.label_smoothing
+        w = token_weights(valid, opts.reduction, f) * grad_loss.to(f)
+        a = w * (1.0 + 2.0 * opts.z_loss * lse) if opts.z_loss else w
+        eps = opts.label_smoothing
         out = softmax_grad(
             hidden,
             classifier,
@@ -170,17 +176,18 @@ class _LinearCrossEntropy(torch.autograd.Function):
             targets=targets,
             target_weight=w * (1.0 - eps),
             uniform_weight=w * (eps / classifier.shape[0]) if eps else None,
-            lmap=cfg.lmap,
+            lmap=opts,
             need=need,
-            filter_eps=cfg.filter_eps,
-            filter_block=cfg.filter_block,
+            filter_eps=opts.filter_for(hidden.dtype),
+            filter_block=plan.filter_block,
             rows=ctx.rows,
-            chunk_elements=cfg.chunk_elements,
+            chunk_elements=plan.chunk_elements,
         )
         return (
             _cast(out.hidden, hidden),
             _cast(out.classifier, classifier),
             _cast(out.bias, bias),
+            None,
             None,
             None,
         )
@@ -231,13 +238,6 @@ class _LogSumExp(torch.autograd.Function):
         )
 
 
-def check_reduction(reduction: str) -> None:
-    if reduction not in REDUCTIONS:
-        raise BadParameterError(
-            f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}"
-        )
-
-
 class CCETorchKernel:
     """Chunked linear cross-entropy in pure PyTorch: O(chunk) memory, no N x V logits.
 
@@ -263,6 +263,7 @@ class CCETorchKernel:
     """
 
     citation = ("Cut Your Losses in Large-Vocabulary Language Models", "arXiv:2411.09009")
+    takes_options: ClassVar[bool] = True  # see xent_cce.semantics.run_kernel
     capabilities = {
         "differentiable": True,
         "devices": ("cpu", "cuda"),
@@ -270,13 +271,8 @@ class CCETorchKernel:
     }
 
     def __init__(self, chunk_elements: int = 16777216, filter_block: int = 1024) -> None:
-        if int(chunk_elements) < 1 or int(filter_block) < 1:
-            raise BadParameterError(
-                f"chunk_elements and filter_block must be positive integers, got "
-                f"{chunk_elements!r} and {filter_block!r}"
-            )
-        self.chunk_elements = int(chunk_elements)
-        self.filter_block = int(filter_block)
+        self.chunk_elements = validate.integer("chunk_elements", chunk_elements, low=1)
+        self.filter_block = validate.integer("filter_block", filter_block, low=1)
 
     def available(self) -> tuple[bool, str]:
         """Always available: it needs nothing but PyTorch."""
@@ -289,34 +285,21 @@ class CCETorchKernel:
         targets: torch.Tensor,
         bias: torch.Tensor | None = None,
         *,
-        ignore_index: int = -100,
-        reduction: str = "mean",
-        softcap: float | None = None,
-        logit_scale: float = 1.0,
-        label_smoothing: float = 0.0,
-        z_loss: float = 0.0,
-        filter_eps: float | str | None = None,
-        return_lse: bool = True,
+        options: LinearCEOptions | None = None,
+        **params: Any,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(loss, lse)``: the reduced loss (fp32) and the per-token lse (N,), detached.
 
-        ``lse`` is 0 at ignored tokens (they are skipped entirely); it costs nothing here, and
+        Options: ``options=`` (a :class:`~xent_cce.semantics.LinearCEOptions`) or its fields as
+        keywords (``ignore_index``, ``reduction``, ``softcap``, ``logit_scale``,
+        ``label_smoothing``, ``z_loss``, ``filter_eps``, ``return_lse``). ``lse`` is 0 at
+        ignored tokens (they are skipped entirely); it costs nothing here, and
         ``return_lse=False`` only returns ``None`` in its place.
         """
-        check_reduction(reduction)
-        cfg = _Config(
-            ignore_index=int(ignore_index),
-            reduction=reduction,
-            lmap=LogitMap(float(logit_scale), None if softcap is None else float(softcap)),
-            label_smoothing=float(label_smoothing),
-            z_loss=float(z_loss),
-            filter_eps=resolve_filter_eps(filter_eps, hidden.dtype),
-            chunk_elements=self.chunk_elements,
-            filter_block=self.filter_block,
-            grad_enabled=torch.is_grad_enabled(),
-        )
-        loss, lse = _LinearCrossEntropy.apply(hidden, classifier, bias, targets, cfg)
-        return loss, (lse if return_lse else None)
+        opts = as_options(options, params)
+        plan = _Plan(self.chunk_elements, self.filter_block, torch.is_grad_enabled())
+        loss, lse = _LinearCrossEntropy.apply(hidden, classifier, bias, targets, opts, plan)
+        return loss, (lse if opts.return_lse else None)
 
     def logsumexp(
         self,
@@ -328,7 +311,7 @@ class CCETorchKernel:
         logit_scale: float = 1.0,
     ) -> torch.Tensor:
         """Per-token ``logsumexp_j z_ij`` (N,), differentiable, chunked (fp32; fp64 for fp64)."""
-        lmap = LogitMap(float(logit_scale), None if softcap is None else float(softcap))
+        lmap = LogitMap(logit_scale, softcap)
         return _LogSumExp.apply(hidden, classifier, bias, lmap, self.chunk_elements)
 
     def token_entropy(
@@ -341,7 +324,7 @@ class CCETorchKernel:
         logit_scale: float = 1.0,
     ) -> torch.Tensor:
         """Entropy in nats of each token's softmax, ``lse - sum_j p_j z_j`` (N,), no grad."""
-        lmap = LogitMap(float(logit_scale), None if softcap is None else float(softcap))
+        lmap = LogitMap(logit_scale, softcap)
         stats = softmax_stats(
             hidden, classifier, bias, lmap=lmap, entropy=True, chunk_elements=self.chunk_elements
         )

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import math
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from xent_core import BadInputError, BadParameterError, NotAvailableError
+from xent_core import BadInputError, NotAvailableError, validate
+
+from .semantics import LinearCEOptions, LogitMap, as_options, resolve_filter_eps
+
+__all__ = ["CCETritonKernel", "resolve_filter_eps"]
 
 _FLOAT_TYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-_REDUCTIONS = ("mean", "sum", "none")
 _ACCUMULATE = ("fp32", "input")
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 class CCETritonKernel:
@@ -42,13 +48,15 @@ class CCETritonKernel:
             buffers of the input dtype (least memory, one rounding per atomic addition).
 
     Runs on CUDA devices, or on the CPU in the Triton interpreter when ``TRITON_INTERPRET=1`` is
-    set before triton is imported (slow; for tests).
+    set before triton is imported (slow; for tests). The interpreter cannot compute bfloat16 dot
+    products, so bfloat16 inputs there raise :class:`~xent_core.NotAvailableError`.
 
     Citation: Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models",
     arXiv:2411.09009.
     """
 
     citation = ("Cut Your Losses in Large-Vocabulary Language Models", "arXiv:2411.09009")
+    takes_options: ClassVar[bool] = True  # see xent_cce.semantics.run_kernel
     capabilities = {
         "differentiable": True,
         "devices": ("cuda",),
@@ -57,11 +65,13 @@ class CCETritonKernel:
     }
 
     def __init__(self, accumulate: str = "fp32") -> None:
-        if accumulate not in _ACCUMULATE:
-            raise BadParameterError(
-                f"cce-triton: accumulate must be one of {_ACCUMULATE}, got {accumulate!r}"
-            )
-        self.accumulate = accumulate
+        self.accumulate = validate.choice("accumulate", accumulate, _ACCUMULATE)
+
+    @property
+    def _launch(self) -> Any:
+        from ._triton_ops import Launch
+
+        return Launch(accumulate=self.accumulate)
 
     def __repr__(self) -> str:
         return f"CCETritonKernel(accumulate={self.accumulate!r})"
@@ -74,8 +84,11 @@ class CCETritonKernel:
             import triton
         except ImportError:
             return False, "triton is not installed (pip install 'xent[triton]', Linux only)"
-        if os.environ.get("TRITON_INTERPRET", "0") == "1":
-            return True, f"triton {triton.__version__} interpreter (TRITON_INTERPRET=1): CPU, slow"
+        if _interpreting():
+            return True, (
+                f"triton {triton.__version__} interpreter (TRITON_INTERPRET=1): CPU, slow; "
+                "float16/float32/float64 only (no bfloat16)"
+            )
         if not torch.cuda.is_available():
             return (
                 False,
@@ -93,29 +106,16 @@ class CCETritonKernel:
         targets: torch.Tensor,
         bias: torch.Tensor | None = None,
         *,
-        ignore_index: int = -100,
-        reduction: str = "mean",
-        softcap: float | None = None,
-        logit_scale: float = 1.0,
-        label_smoothing: float = 0.0,
-        z_loss: float = 0.0,
-        filter_eps: float | str | None = None,
+        options: LinearCEOptions | None = None,
+        **params: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(loss, lse)``: the loss (scalar, or ``(N,)`` for ``reduction="none"``) and the
         per-token log-sum-exp ``(N,)`` (detached). The loss is fp32 (fp64 for fp64 inputs) and
-        differentiable w.r.t. ``hidden``, ``classifier`` and ``bias``."""
-        self._check(hidden, classifier, bias, softcap, logit_scale)
+        differentiable w.r.t. ``hidden``, ``classifier`` and ``bias``. Options: ``options=`` or
+        the fields of :class:`~xent_cce.semantics.LinearCEOptions` as keywords."""
+        self._check(hidden, classifier, bias)
+        opts = as_options(options, params)
         bias = _dense(bias)
-        if reduction not in _REDUCTIONS:
-            raise BadParameterError(
-                f"cce-triton: reduction must be one of {_REDUCTIONS}, got {reduction!r}"
-            )
-        if not 0.0 <= float(label_smoothing) <= 1.0:
-            raise BadParameterError(
-                f"cce-triton: label_smoothing must be in [0, 1], got {label_smoothing}"
-            )
-        if not (math.isfinite(float(z_loss)) and float(z_loss) >= 0.0):
-            raise BadParameterError(f"cce-triton: z_loss must be >= 0, got {z_loss}")
         if targets.dim() != 1 or targets.shape[0] != hidden.shape[0]:
             raise BadInputError(
                 f"cce-triton: targets must have shape ({hidden.shape[0]},) to match hidden "
@@ -129,20 +129,10 @@ class CCETritonKernel:
             raise BadInputError(
                 f"cce-triton: targets are on {targets.device} but hidden is on {hidden.device}"
             )
-        from ._triton_ops import LinearCrossEntropyFunction, LinearOptions
+        from ._triton_ops import LinearCrossEntropyFunction
 
-        opts = LinearOptions(
-            softcap=float(softcap) if softcap else None,
-            logit_scale=float(logit_scale),
-            ignore_index=int(ignore_index),
-            reduction=reduction,
-            label_smoothing=float(label_smoothing),
-            z_loss=float(z_loss),
-            filter_eps=resolve_filter_eps(filter_eps, hidden.dtype),
-            accumulate=self.accumulate,
-        )
         loss, lse = LinearCrossEntropyFunction.apply(
-            hidden, classifier, bias, targets.contiguous(), opts
+            hidden, classifier, bias, targets.contiguous(), opts, self._launch
         )
         return loss, lse
 
@@ -156,16 +146,11 @@ class CCETritonKernel:
         logit_scale: float = 1.0,
     ) -> torch.Tensor:
         """Per-token ``log sum_j exp(y_nj)`` ``(N,)``, differentiable, never forming ``(N, V)``."""
-        self._check(hidden, classifier, bias, softcap, logit_scale)
-        bias = _dense(bias)
-        from ._triton_ops import LinearOptions, LogSumExpFunction
+        self._check(hidden, classifier, bias)
+        lmap = LogitMap(logit_scale, softcap)
+        from ._triton_ops import LogSumExpFunction
 
-        opts = LinearOptions(
-            softcap=float(softcap) if softcap else None,
-            logit_scale=float(logit_scale),
-            accumulate=self.accumulate,
-        )
-        return LogSumExpFunction.apply(hidden, classifier, bias, opts)
+        return LogSumExpFunction.apply(hidden, classifier, _dense(bias), lmap, self._launch)
 
     def token_entropy(
         self,
@@ -177,18 +162,19 @@ class CCETritonKernel:
         logit_scale: float = 1.0,
     ) -> torch.Tensor:
         """Entropy in nats of each softmax row, ``lse_n - sum_j p_nj y_nj`` ``(N,)``; no grad."""
-        self._check(hidden, classifier, bias, softcap, logit_scale)
+        self._check(hidden, classifier, bias)
+        lmap = LogitMap(logit_scale, softcap)
         bias = _dense(bias)
-        from ._triton_ops import LinearOptions, row_stats
+        from ._triton_ops import row_stats
 
-        opts = LinearOptions(softcap=float(softcap) if softcap else None, logit_scale=logit_scale)
         with torch.no_grad():
             stats = row_stats(
                 hidden.detach(),
                 classifier.detach(),
                 bias.detach() if bias is not None else None,
                 None,
-                opts,
+                lmap,
+                self._launch,
                 want_entropy=True,
             )
         assert stats.entropy is not None
@@ -201,13 +187,11 @@ class CCETritonKernel:
         hidden: torch.Tensor,
         classifier: torch.Tensor,
         bias: torch.Tensor | None,
-        softcap: Any,
-        logit_scale: Any,
     ) -> None:
         ok, why = self.available()
         if not ok:
             raise NotAvailableError(f"cce-triton is not available: {why}")
-        if hidden.device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1":
+        if hidden.device.type != "cuda" and not _interpreting():
             raise NotAvailableError(
                 f"cce-triton runs on CUDA tensors (or in the Triton interpreter); hidden is on "
                 f"{hidden.device}"
@@ -246,29 +230,15 @@ class CCETritonKernel:
                 f"cce-triton: bias must have shape ({classifier.shape[0]},), got "
                 f"{tuple(bias.shape)}"
             )
-        if softcap is not None and not (math.isfinite(float(softcap)) and float(softcap) > 0):
-            raise BadParameterError(f"cce-triton: softcap must be None or > 0, got {softcap}")
-        if not math.isfinite(float(logit_scale)):
-            raise BadParameterError(f"cce-triton: logit_scale must be finite, got {logit_scale}")
+        if hidden.dtype == torch.bfloat16 and _interpreting():
+            raise NotAvailableError(
+                "cce-triton: the Triton interpreter (TRITON_INTERPRET=1) cannot compute bfloat16 "
+                "dot products (its results are garbage); cast the inputs to float32, or use "
+                "impl='cce-torch' on the CPU"
+            )
 
 
 def _dense(bias: torch.Tensor | None) -> torch.Tensor | None:
     """The programs read the bias with unit stride: a strided view (a column of a larger
     parameter, ``b[::2]``) is copied, differentiably, or its values would be read wrongly."""
     return None if bias is None else bias.contiguous()
-
-
-def resolve_filter_eps(filter_eps: float | str | None, dtype: torch.dtype) -> float:
-    """``None`` -> 0 (exact), ``"auto"`` -> machine epsilon of ``dtype`` / 32, else the float."""
-    if filter_eps is None:
-        return 0.0
-    if isinstance(filter_eps, str):
-        if filter_eps != "auto":
-            raise BadParameterError(
-                f"cce-triton: filter_eps must be None, 'auto' or a float >= 0, got {filter_eps!r}"
-            )
-        return torch.finfo(dtype).eps / 32.0
-    value = float(filter_eps)
-    if not (math.isfinite(value) and value >= 0.0):
-        raise BadParameterError(f"cce-triton: filter_eps must be >= 0, got {filter_eps}")
-    return value

@@ -10,20 +10,21 @@ the wrapped code returns: when asked for it, it is computed by one extra chunked
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
 from xent_core import BadParameterError, NotAvailableError
 
-from .chunked import LogitMap, softmax_stats
-from .semantics import REDUCTIONS
+from .chunked import softmax_stats
+from .semantics import LinearCEOptions, as_options, reduce_tokens
 
 
 class WrappedKernel:
     """Base of kernels that call an outside implementation of linear cross-entropy."""
 
     kernel_name: ClassVar[str] = "wrapped"
+    takes_options: ClassVar[bool] = True  # see xent_cce.semantics.run_kernel
     #: options the wrapped code supports, among bias, softcap, label_smoothing, z_loss, none
     supports: ClassVar[frozenset[str]] = frozenset()
 
@@ -33,22 +34,13 @@ class WrappedKernel:
             "use impl='cce-torch' (or 'cce-triton' on CUDA) which supports every option"
         )
 
-    def _check(
-        self,
-        bias: torch.Tensor | None,
-        reduction: str,
-        softcap: float | None,
-        label_smoothing: float,
-        z_loss: float,
-    ) -> None:
-        if reduction not in REDUCTIONS:
-            raise BadParameterError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    def _check(self, bias: torch.Tensor | None, opts: LinearCEOptions) -> None:
         wanted = {
             "bias": bias is not None,
-            "softcap": softcap is not None,
-            "label_smoothing": bool(label_smoothing),
-            "z_loss": bool(z_loss),
-            "none": reduction == "none",
+            "softcap": opts.softcap is not None,
+            "label_smoothing": bool(opts.label_smoothing),
+            "z_loss": bool(opts.z_loss),
+            "none": opts.reduction == "none",
         }
         for option, used in wanted.items():
             if used and option not in self.supports:
@@ -83,21 +75,20 @@ class WrappedKernel:
         targets: torch.Tensor,
         bias: torch.Tensor | None = None,
         *,
-        ignore_index: int = -100,
-        reduction: str = "mean",
-        softcap: float | None = None,
-        logit_scale: float = 1.0,
-        label_smoothing: float = 0.0,
-        z_loss: float = 0.0,
-        filter_eps: float | str | None = None,
-        return_lse: bool = True,
+        options: LinearCEOptions | None = None,
+        **params: Any,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(loss, lse)``; ``lse`` costs one extra chunked pass (``return_lse=False`` skips it)."""
-        self._check(bias, reduction, softcap, label_smoothing, z_loss)
+        """``(loss, lse)``; ``lse`` costs one extra chunked pass (``return_lse=False`` skips it).
+
+        The loss is float32, or float64 for float64 inputs (the wrapped code may compute in
+        float32 then: the value is returned as float64 with that accuracy).
+        """
+        opts = as_options(options, params)
+        self._check(bias, opts)
         h, b = hidden, bias
-        if logit_scale != 1.0:
-            h = hidden * logit_scale
-            b = None if bias is None else bias * logit_scale
+        if opts.logit_scale != 1.0:
+            h = hidden * opts.logit_scale
+            b = None if bias is None else bias * opts.logit_scale
         # fp16/bf16: per-token values, summed here in fp32 (a half-precision sum over the batch
         # overflows past 65504, e.g. with label smoothing)
         low = hidden.dtype in (torch.float16, torch.bfloat16) and "none" in self.supports
@@ -109,25 +100,23 @@ class WrappedKernel:
             classifier,
             targets,
             b,
-            ignore_index=ignore_index,
-            reduction="none" if reduction == "none" or low else "sum",
-            softcap=softcap,
-            label_smoothing=label_smoothing,
-            z_loss=z_loss,
-            filter_eps=filter_eps,
+            ignore_index=opts.ignore_index,
+            reduction="none" if opts.reduction == "none" or low else "sum",
+            softcap=opts.softcap,
+            label_smoothing=opts.label_smoothing,
+            z_loss=opts.z_loss,
+            filter_eps=opts.filter_eps,
         )
-        if out.dtype != torch.float64:  # fp32 loss, fp64 for fp64 inputs (as every kernel)
-            out = out.float()
-        if low and reduction != "none":
-            out = out.sum()
-        if reduction == "mean":
-            out = out / (targets != ignore_index).sum().clamp_min(1).to(out.dtype)
-        elif reduction == "none":
-            out = torch.where(targets != ignore_index, out, torch.zeros_like(out))
+        # fp32 loss, fp64 for fp64 inputs (as every kernel)
+        out = out.to(torch.float64 if hidden.dtype == torch.float64 else torch.float32)
+        valid = targets != opts.ignore_index
+        if opts.reduction == "none":
+            out = torch.where(valid, out, torch.zeros_like(out))
+        else:  # a sum (one element) or fp16/bf16 per-token values: xent's reduction
+            out = reduce_tokens(out.reshape(-1), valid, opts.reduction)
         lse = None
-        if return_lse:
-            lmap = LogitMap(float(logit_scale), softcap)
-            lse = softmax_stats(hidden.detach(), classifier.detach(), _detach(bias), lmap=lmap).lse
+        if opts.return_lse:
+            lse = softmax_stats(hidden.detach(), classifier.detach(), _detach(bias), lmap=opts).lse
         return out, lse
 
     def logsumexp(

@@ -42,7 +42,7 @@ SCRIPT = textwrap.dedent(
             grad = dict(ints, h_ptr=p, c_ptr=p, b_ptr=p, t_ptr="*i64", lse_ptr=a, g_ptr=a,
                         fa_ptr=a, dh_ptr=acc, dc_ptr=acc, db_ptr=a, v_lo="i32", v_hi="i32",
                         dc_row0="i32", stride_dhn="i32", stride_dcv="i32", scale="fp32",
-                        softcap="fp32", fb="fp32", fc="fp32", filter_eps="fp32")
+                        softcap="fp32", fbc_ptr=a, filter_eps="fp32")
             compile(K.grad_jit, grad, dict(flags, BD=32, COMPUTE_DH=True, COMPUTE_DC=True,
                                            COMPUTE_DB=True), arch)
     print("compiled")

@@ -19,7 +19,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 
-from xent_cce._triton_ops import LinearCrossEntropyFunction, LinearOptions  # noqa: E402
+from xent_cce._triton_ops import Launch, LinearCrossEntropyFunction  # noqa: E402
+from xent_cce.semantics import LinearCEOptions  # noqa: E402
 from xent_cce.triton_kernel import CCETritonKernel  # noqa: E402
 
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
@@ -260,8 +261,8 @@ def test_non_contiguous_inputs():
 def test_vocabulary_splits_merge_exactly(splits):
     """Any number of forward splits (9 > vocabulary blocks leaves some empty) gives one answer."""
     h, c, b, t = make_inputs(37, 257, 33, torch.float32, bias=True)
-    opts = LinearOptions(reduction="none", label_smoothing=0.1, n_splits=splits)
-    loss, lse = LinearCrossEntropyFunction.apply(h, c, b, t, opts)
+    opts = LinearCEOptions(reduction="none", label_smoothing=0.1)
+    loss, lse = LinearCrossEntropyFunction.apply(h, c, b, t, opts, Launch(n_splits=splits))
     ref, ref_lse = naive(
         *(x.detach().double() for x in (h, c, b)), t, reduction="none", label_smoothing=0.1
     )
@@ -275,8 +276,9 @@ def test_half_classifier_gradient_in_chunks_and_in_place(accumulate):
     and added straight into fp16 buffers."""
     dtype = torch.float16
     h, c, b, t = make_inputs(61, 257, 48, dtype, bias=True)
-    opts = LinearOptions(reduction="sum", accumulate=accumulate, chunk_rows=40, softcap=6.0)
-    loss, _ = LinearCrossEntropyFunction.apply(h, c, b, t, opts)
+    opts = LinearCEOptions(reduction="sum", softcap=6.0)
+    launch = Launch(accumulate=accumulate, chunk_rows=40)
+    loss, _ = LinearCrossEntropyFunction.apply(h, c, b, t, opts, launch)
     gh, gc, gb = torch.autograd.grad(loss, [h, c, b])
     d = [x.detach().double().requires_grad_() for x in (h, c, b)]
     rh, rc, rb = torch.autograd.grad(naive(*d, t, reduction="sum", softcap=6.0)[0], d)
@@ -375,8 +377,8 @@ def test_autotuned_launch_starts_again_clean_after_tuning(monkeypatch):
     monkeypatch.setattr(K, "pick", lambda kind, wide: (fakes[kind], None))
     dtype = torch.float16
     h, c, b, t = make_inputs(37, 131, 33, dtype, bias=True)
-    opts = LinearOptions(reduction="sum", chunk_rows=70)
-    loss, _ = LinearCrossEntropyFunction.apply(h, c, b, t, opts)
+    opts = LinearCEOptions(reduction="sum")
+    loss, _ = LinearCrossEntropyFunction.apply(h, c, b, t, opts, Launch(chunk_rows=70))
     ours = torch.autograd.grad(loss, [h, c, b])
     assert fakes["grad"].calls == 3  # two chunks, the first one launched twice
     d = [x.detach().double().requires_grad_() for x in (h, c, b)]
