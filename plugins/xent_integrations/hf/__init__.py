@@ -1,0 +1,36 @@
+"""transformers integration: a family-agnostic, self-verifying xent loss patch for causal LMs.
+
+``from xent_core.integrations import transformers as xhf`` then ``xhf.patch(model)``.
+"""
+
+from __future__ import annotations
+
+from .heads import HeadTransform, read_head_transform
+from .patching import (
+    TESTED_FAMILIES,
+    PatchError,
+    check_causal_lm,
+    family_of,
+    is_patched,
+    patch,
+    patched,
+    unpatch,
+)
+from .stats import HeadStats, head_stats
+from .verify import verify_patch
+
+__all__ = [
+    "TESTED_FAMILIES",
+    "HeadStats",
+    "HeadTransform",
+    "PatchError",
+    "check_causal_lm",
+    "family_of",
+    "head_stats",
+    "is_patched",
+    "patch",
+    "patched",
+    "read_head_transform",
+    "unpatch",
+    "verify_patch",
+]
