@@ -15,22 +15,20 @@ from dataclasses import dataclass
 
 import torch
 
-from xent_core import BadInputError, BadParameterError, input_checks_enabled
+from xent_core import BadInputError, BadParameterError, input_checks_enabled, validate
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
 # ------------------------------------------------------------------------------ parameters
-def check_reduction(reduction: str) -> str:
+def check_reduction(reduction: object) -> str:
     """Return ``reduction`` if it is ``mean``, ``sum`` or ``none``; raise otherwise."""
-    if reduction not in REDUCTIONS:
-        raise BadParameterError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    return reduction
+    return validate.reduction(reduction)
 
 
 def check_number(
     name: str,
-    value: float,
+    value: object,
     *,
     low: float | None = None,
     high: float | None = None,
@@ -38,16 +36,12 @@ def check_number(
     high_open: bool = False,
 ) -> float:
     """Check that ``value`` is a finite real number inside the given bounds; return it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise BadParameterError(f"{name} must be a finite number, got {value!r}")
-    bad_low = low is not None and (value <= low if low_open else value < low)
-    bad_high = high is not None and (value >= high if high_open else value > high)
-    if bad_low or bad_high:
-        left = "-inf" if low is None else f"{low}"
-        right = "inf" if high is None else f"{high}"
-        interval = f"{'(' if low_open or low is None else '['}{left}, {right}{')' if high_open or high is None else ']'}"
-        raise BadParameterError(f"{name} must lie in {interval}, got {value!r}")
-    return float(value)
+    return validate.number(name, value, low=low, high=high, low_open=low_open, high_open=high_open)
+
+
+def check_index(name: str, value: object) -> int:
+    """An integer class id such as ``ignore_index`` (not a bool, a float or ``None``)."""
+    return validate.integer(name, value)
 
 
 def class_weights(name: str, weight: Sequence[float] | torch.Tensor | None) -> torch.Tensor | None:
@@ -69,11 +63,9 @@ def class_weights(name: str, weight: Sequence[float] | torch.Tensor | None) -> t
     return tensor
 
 
-def choice(name: str, value: str, options: Sequence[str]) -> str:
+def choice(name: str, value: object, options: Sequence[str]) -> str:
     """Check that ``value`` is one of ``options``."""
-    if value not in options:
-        raise BadParameterError(f"{name} must be one of {tuple(options)}, got {value!r}")
-    return value
+    return validate.choice(name, value, options)
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -134,6 +126,22 @@ def check_logits(logits: object, who: str, *, min_classes: int = 1) -> torch.Ten
     return logits
 
 
+def check_finite_logits(flat: torch.Tensor, who: str) -> None:
+    """Refuse NaN or ``+inf`` logits with one reduction pass (``amax`` propagates NaN).
+
+    ``-inf`` marks a masked class and is allowed. Costs one read of the logits and no (N, C)
+    buffer; skipped when input checks are off (``xent_core.input_checks(False)``).
+    """
+    if flat.numel() == 0:
+        return
+    top = flat.amax()
+    if not bool(top < float("inf")):
+        what = "NaN" if bool(torch.isnan(top)) else "+inf"
+        raise BadInputError(
+            f"{who}: logits contain {what}; logits must be finite (-inf marks a masked class)"
+        )
+
+
 def prepare(
     logits: torch.Tensor,
     targets: torch.Tensor | None,
@@ -142,18 +150,27 @@ def prepare(
     ignore_index: int = -100,
     soft_ok: bool = True,
     min_classes: int = 1,
+    upcast: bool = True,
 ) -> Batch:
     """Validate ``logits`` (..., C) and ``targets`` and flatten them into a :class:`Batch`.
 
     ``targets`` are int class ids of shape (...) (``ignore_index`` marks ignored items) or, when
     ``soft_ok``, floating probabilities of shape (..., C). ``targets=None`` means every item
-    counts and no target is needed (e.g. the z-loss).
+    counts and no target is needed (e.g. the z-loss). With ``upcast=False`` the logits keep
+    their dtype (a loss that computes in float32 block by block needs no float32 copy).
+    When input checks are on, NaN or ``+inf`` logits are refused (one reduction pass);
+    ``-inf`` is allowed (a masked class).
     """
+    ignore_index = check_index("ignore_index", ignore_index)
     check_logits(logits, who, min_classes=min_classes)
     lead = logits.shape[:-1]
     num_classes = int(logits.shape[-1])
     dtype = compute_dtype(logits)
-    flat = logits.reshape(-1, num_classes).to(dtype)
+    flat = logits.reshape(-1, num_classes)
+    if upcast:
+        flat = flat.to(dtype)
+    if input_checks_enabled():
+        check_finite_logits(flat, who)
     n = flat.shape[0]
     if targets is None:
         valid = torch.ones(n, dtype=torch.bool, device=logits.device)
@@ -176,12 +193,10 @@ def prepare(
                 f"got {tuple(targets.shape)} (class ids must be an integer tensor)"
             )
         probs = targets.reshape(-1, num_classes).to(dtype)
-        if (
-            probs.numel()
-            and input_checks_enabled()
-            and (not torch.isfinite(probs).all() or (probs < 0).any())
-        ):
-            raise BadInputError(f"{who}: probability targets must be finite and non-negative")
+        if probs.numel() and input_checks_enabled():
+            low, high = torch.aminmax(probs)  # one pass; NaN propagates to both
+            if not bool((low >= 0) & (high < float("inf"))):
+                raise BadInputError(f"{who}: probability targets must be finite and non-negative")
         valid = torch.ones(n, dtype=torch.bool, device=logits.device)
         return Batch(flat, None, probs, valid, lead)
     if targets.dtype == torch.bool or targets.is_complex():
@@ -245,11 +260,16 @@ def per_item_input(
 
 
 def check_class_vector(
-    vector: Sequence[float] | torch.Tensor | None, batch: Batch, name: str, who: str
+    vector: Sequence[float] | torch.Tensor | None,
+    batch: Batch,
+    name: str,
+    who: str,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor | None:
     """Move a per-class parameter vector to the batch's device and dtype; check its length.
 
     A list (from the functional forms) is validated like a constructor parameter first.
+    ``dtype`` overrides the logits' dtype (the compute dtype of a loss that does not upcast).
     """
     if vector is None:
         return None
@@ -260,7 +280,7 @@ def check_class_vector(
         raise BadInputError(
             f"{who}: {name} has {vector.numel()} entries but logits have {batch.num_classes} classes"
         )
-    return vector.to(device=batch.logits.device, dtype=batch.logits.dtype)
+    return vector.to(device=batch.logits.device, dtype=dtype or batch.logits.dtype)
 
 
 # ------------------------------------------------------------------------------ reductions
@@ -309,6 +329,11 @@ def reduce(
         denominator = batch.valid.sum().to(total.dtype)
     denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
     return total / denominator
+
+
+def soft_nll(q: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
+    """(N,) ``-sum_k q_k log p_k`` with ``0 * log 0 = 0`` (a masked class, ``-inf``, is no NaN)."""
+    return -torch.where(q == 0, torch.zeros_like(logp), q * logp).sum(-1)
 
 
 def log_probs(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

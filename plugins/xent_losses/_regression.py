@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from xent_core import BadInputError, BadParameterError
+from xent_core import BadInputError, BadParameterError, validate
 
 from ._common import Batch, check_number, per_item_input, prepare
 
@@ -17,9 +17,7 @@ def check_support(
     hi = check_number("vmax", vmax)
     if not hi > lo:
         raise BadParameterError(f"vmax must be greater than vmin, got vmin={vmin!r}, vmax={vmax!r}")
-    if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < min_bins:
-        raise BadParameterError(f"num_bins must be an integer >= {min_bins}, got {num_bins!r}")
-    return lo, hi, num_bins
+    return lo, hi, validate.integer("num_bins", num_bins, low=min_bins)
 
 
 def prepare_values(

@@ -6,10 +6,11 @@ import math
 
 import torch
 
-from xent_core import BadInputError, BadParameterError
+from xent_core import BadInputError, validate
 from xent_core.base_loss import Loss
 
 from ._common import (
+    check_index,
     check_number,
     check_reduction,
     choice,
@@ -73,16 +74,12 @@ class ALDRKLLoss(Loss):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise BadParameterError(
-                f"num_samples must be a positive integer (the training-set size), got {num_samples!r}"
-            )
-        n = self.num_samples = num_samples
+        n = self.num_samples = validate.integer("num_samples", num_samples, low=1)
         self.margin = check_number("margin", margin, low=0.0)
         self.lam0 = check_number("lam0", lam0, low=0.0, low_open=True)
         self.alpha = check_number("alpha", alpha, low=1.0, low_open=True)
         self.normalize = choice("normalize", normalize, NORMALIZATIONS)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = check_index("ignore_index", ignore_index)
         self.reduction = check_reduction(reduction)
         self.register_buffer("lambdas", torch.full((n,), self.lam0, dtype=torch.float64))
 
@@ -109,7 +106,8 @@ class ALDRKLLoss(Loss):
         with torch.no_grad():
             lam_old = self.lambdas[ids].to(device=gaps.device, dtype=gaps.dtype)
             log_p = torch.log_softmax(gaps / lam_old[:, None], dim=-1)
-            kl = (log_p.exp() * (log_p + log_c)).sum(-1)
+            p = log_p.exp()  # 0 * (-inf) is 0 here: a masked class has no mass
+            kl = torch.where(p > 0, p * (log_p + log_c), torch.zeros_like(p)).sum(-1)
             lam = self.lam0 * (1.0 - kl / (self.alpha * log_c))
             lam = lam.clamp(self.lam0 * (1.0 - 1.0 / self.alpha), self.lam0)
             if self.training:

@@ -8,6 +8,7 @@ from xent_core import BadInputError
 from xent_core.base_loss import Loss
 
 from ._common import (
+    check_index,
     check_number,
     check_reduction,
     log_probs,
@@ -102,7 +103,7 @@ class BiasLoss(Loss):
         super().__init__()
         self.alpha = check_number("alpha", alpha, low=0.0)
         self.beta = check_number("beta", beta, high=1.0, high_open=True)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = check_index("ignore_index", ignore_index)
         self.reduction = check_reduction(reduction)
 
     def forward(

@@ -6,7 +6,15 @@ import torch
 
 from xent_core.base_loss import Loss
 
-from ._common import check_number, check_reduction, log_probs, prepare, reduce, target_log_prob
+from ._common import (
+    check_index,
+    check_number,
+    check_reduction,
+    log_probs,
+    prepare,
+    reduce,
+    target_log_prob,
+)
 
 _WHO = "comp-sum"
 
@@ -66,7 +74,7 @@ class CompSumLoss(Loss):
     def __init__(self, tau: float = 1.0, ignore_index: int = -100, reduction: str = "mean") -> None:
         super().__init__()
         self.tau = check_number("tau", tau, low=0.0)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = check_index("ignore_index", ignore_index)
         self.reduction = check_reduction(reduction)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

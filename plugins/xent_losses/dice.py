@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from xent_core import validate
 from xent_core.base_loss import Loss
 
-from ._common import check_number, check_reduction, prepare, reduce
+from ._common import check_index, check_number, check_reduction, prepare, reduce
 
 _WHO = "dice"
 
 
-def _one_minus_probs(logits: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
-    """(N, C) ``1 - p_k`` without cancellation as ``p_k -> 1``.
+def _log_one_minus_probs(logits: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
+    """(N, C) ``log(1 - p_k)`` without cancellation or underflow.
 
-    ``-expm1(log p_k)`` is accurate where ``p_k <= 1/2``; only a row's most likely class can
-    exceed 1/2, and for it ``1 - p_m`` is the mass of the other classes,
-    ``exp(logsumexp_{k != m} z_k - logsumexp_k z_k)`` (``1 - p`` would round to 0 once the margin
-    passes ~17 in float32, ~37 in float64).
+    ``log1p(-p_k)`` is accurate where ``p_k <= 1/2``; only a row's most likely class can exceed
+    1/2, and for it ``log(1 - p_m)`` is ``logsumexp_{k != m} z_k - logsumexp_k z_k`` (the log
+    of the other classes' mass: exact at any margin, where ``1 - p`` would round to 0). With
+    one class, ``1 - p = 0`` exactly: ``-inf`` (a constant). Masked classes (``-inf``) are
+    floored at the dtype's lowest value inside the log-sum-exp so no row is all ``-inf``.
     """
-    one_minus = -torch.expm1(logp)
+    half = -math.log(2.0)
+    from_p = torch.log1p(-torch.exp(logp.clamp(max=half)))
     if logits.shape[-1] < 2 or logits.shape[0] == 0:
-        return one_minus
+        return torch.full_like(logp, float("-inf")).detach()
+    lowest = torch.finfo(logits.dtype).min
     top = logits.argmax(-1, keepdim=True)
-    rest = torch.logsumexp(logits.scatter(-1, top, float("-inf")), -1, keepdim=True)
-    lse = torch.logsumexp(logits, -1, keepdim=True)
-    return one_minus.scatter(-1, top, (rest - lse).exp())
+    others = logits.clamp_min(lowest).scatter(-1, top, lowest)
+    rest = torch.logsumexp(others, -1, keepdim=True) - torch.logsumexp(logits, -1, keepdim=True)
+    return from_p.scatter(-1, top, rest)
 
 
 def dice_loss(
@@ -41,12 +47,12 @@ def dice_loss(
     """Functional form of :class:`DiceLoss`."""
     b = prepare(logits, targets, who=_WHO, ignore_index=ignore_index)
     logp = torch.log_softmax(b.logits, dim=-1)
-    p = logp.exp()
     y = b.one_hot()
     if alpha:
-        one_minus = _one_minus_probs(b.logits, logp)
-        # (1 - p)^alpha with a floor so the power stays differentiable where 1 - p underflows
-        p = one_minus.clamp_min(torch.finfo(p.dtype).tiny).pow(alpha) * p
+        # t = (1 - p)^alpha * p in log space: exact at any margin, 0 where 1 - p is 0 (C = 1)
+        p = torch.exp(alpha * _log_one_minus_probs(b.logits, logp) + logp)
+    else:
+        p = logp.exp()
     numerator = 2.0 * p * y + smooth
     if square_denominator:
         denominator = p.square() + y.square() + smooth
@@ -94,8 +100,8 @@ class DiceLoss(Loss):
         super().__init__()
         self.alpha = check_number("alpha", alpha, low=0.0)
         self.smooth = check_number("smooth", smooth, low=0.0, low_open=True)
-        self.square_denominator = bool(square_denominator)
-        self.ignore_index = int(ignore_index)
+        self.square_denominator = validate.flag("square_denominator", square_denominator)
+        self.ignore_index = check_index("ignore_index", ignore_index)
         self.reduction = check_reduction(reduction)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

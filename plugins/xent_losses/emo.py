@@ -9,6 +9,7 @@ from xent_core.base_loss import Loss
 
 from ._common import (
     Batch,
+    check_index,
     check_number,
     check_reduction,
     choice,
@@ -16,6 +17,7 @@ from ._common import (
     log_probs,
     prepare,
     reduce,
+    soft_nll,
 )
 
 _WHO = "emo"
@@ -70,8 +72,12 @@ def emo_loss(
     distance = demd(logp.exp(), target, unit)
     if mix == "none":
         return reduce(distance, b, reduction)
-    ce = -(target * logp).sum(-1)
-    ratio = (ce / (distance + 1e-10)).detach()
+    if b.ids is not None:  # a gather: no 0 * (-inf) from masked classes
+        ce = -logp.gather(1, b.ids[:, None]).squeeze(1) * b.valid.to(logp.dtype)
+    else:
+        ce = soft_nll(target, logp)
+    # rounding can leave the bound a hair below 0; the ratio must not divide by 0 or flip sign
+    ratio = (ce / (distance.clamp_min(0.0) + 1e-10)).detach()
     if max_ratio is not None:
         ratio = ratio.clamp(max=max_ratio)
     return reduce(0.5 * (ce + ratio * distance), b, reduction)
@@ -136,7 +142,7 @@ class EMOLoss(Loss):
             if max_ratio is None
             else check_number("max_ratio", max_ratio, low=0.0, low_open=True)
         )
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = check_index("ignore_index", ignore_index)
         self.reduction = check_reduction(reduction)
 
     def forward(

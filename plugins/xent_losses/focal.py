@@ -9,6 +9,7 @@ from xent_core.base_loss import Loss
 
 from ._common import (
     check_class_vector,
+    check_index,
     check_number,
     check_reduction,
     class_weights,
@@ -88,7 +89,7 @@ class FocalLoss(Loss):
                 raise BadParameterError(f"alpha must be a number or a list, got {alpha!r}")
             per_class = class_weights("alpha", alpha)
         self.register_buffer("alpha", per_class, persistent=False)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = check_index("ignore_index", ignore_index)
         self.reduction = check_reduction(reduction)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

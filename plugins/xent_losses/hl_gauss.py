@@ -8,7 +8,7 @@ import torch
 
 from xent_core.base_loss import Loss
 
-from ._common import check_number, check_reduction, reduce
+from ._common import check_number, check_reduction, reduce, soft_nll
 from ._regression import check_support, prepare_values
 
 _WHO = "hl-gauss"
@@ -67,7 +67,7 @@ def hl_gauss_loss(
     b, y = prepare_values(logits, values, num_bins, _WHO)
     target = hl_gauss_target(y, vmin, vmax, num_bins, sigma_ratio)
     logp = torch.log_softmax(b.logits, dim=-1)
-    return reduce(-(target * logp).sum(-1), b, reduction)
+    return reduce(soft_nll(target, logp), b, reduction)
 
 
 class HLGaussLoss(Loss):

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from xent_core.base_loss import Loss
 
-from ._common import Batch, check_number, check_reduction, choice, prepare, reduce
+from ._common import Batch, check_index, check_number, check_reduction, choice, prepare, reduce
 
 _WHO = "ldr-kl"
 NORMALIZATIONS = ("softplus-mean", "abs-mean", "none")
@@ -22,8 +22,12 @@ def normalize_scores(logits: torch.Tensor, mode: str) -> torch.Tensor:
     ``abs-mean``: ``s = f / mean_k |f_k|`` (mean absolute value 1); ``none``: ``s = f``.
     """
     if mode == "softplus-mean":
-        s = F.softplus(logits)
-        return s / s.mean(dim=-1, keepdim=True)
+        # in log space: softplus(f) underflows to 0 below f ~ -104 in float32 (0 / 0 = NaN
+        # once a row is that negative); log softplus(f) = f to float precision below -20
+        low = logits < -20.0
+        log_sp = torch.where(low, logits, torch.log(F.softplus(logits.clamp_min(-20.0))))
+        log_mean = torch.logsumexp(log_sp, dim=-1, keepdim=True) - math.log(logits.shape[-1])
+        return torch.exp(log_sp - log_mean)
     if mode == "abs-mean":
         scale = logits.abs().mean(dim=-1, keepdim=True)
         return logits / scale.clamp_min(torch.finfo(logits.dtype).tiny)
@@ -107,7 +111,7 @@ class LDRKLLoss(Loss):
         self.margin = check_number("margin", margin, low=0.0)
         self.lam = check_number("lam", lam, low=0.0, low_open=True)
         self.normalize = choice("normalize", normalize, NORMALIZATIONS)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = check_index("ignore_index", ignore_index)
         self.reduction = check_reduction(reduction)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ import torch
 
 from xent_core.base_loss import Loss
 
-from ._common import check_reduction
+from ._common import check_index, check_reduction
 from .comp_sum import comp_sum_loss
 
 
@@ -46,7 +46,7 @@ class MAELoss(Loss):
 
     def __init__(self, ignore_index: int = -100, reduction: str = "mean") -> None:
         super().__init__()
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = check_index("ignore_index", ignore_index)
         self.reduction = check_reduction(reduction)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

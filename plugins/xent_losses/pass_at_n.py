@@ -6,10 +6,10 @@ import math
 
 import torch
 
-from xent_core import BadParameterError
+from xent_core import validate
 from xent_core.base_loss import Loss
 
-from ._common import check_reduction, prepare, reduce
+from ._common import check_index, check_reduction, prepare, reduce
 
 _WHO = "pass-at-n"
 _TINY_LOG_P = -40.0  # below it, n p replaces 1 - (1 - p)^n (relative error < n * 1e-18)
@@ -92,10 +92,8 @@ class PassAtNLoss(Loss):
 
     def __init__(self, n: int = 4, ignore_index: int = -100, reduction: str = "mean") -> None:
         super().__init__()
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise BadParameterError(f"n must be an integer >= 1 (samples at test time), got {n!r}")
-        self.n = n
-        self.ignore_index = int(ignore_index)
+        self.n = validate.integer("n", n, low=1)
+        self.ignore_index = check_index("ignore_index", ignore_index)
         self.reduction = check_reduction(reduction)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,15 @@ import torch
 
 from xent_core.base_loss import Loss
 
-from ._common import check_number, check_reduction, log_probs, prepare, reduce
+from ._common import (
+    check_index,
+    check_number,
+    check_reduction,
+    log_probs,
+    prepare,
+    reduce,
+    soft_nll,
+)
 
 _WHO = "poly1"
 
@@ -23,7 +31,7 @@ def poly1_loss(
     b = prepare(logits, targets, who=_WHO, ignore_index=ignore_index)
     logp, _ = log_probs(b)
     if b.probs is not None:
-        ce = -(b.probs * logp).sum(-1)
+        ce = soft_nll(b.probs, logp)
         p_t = (b.probs * logp.exp()).sum(-1)
         per_item = ce + epsilon * (1.0 - p_t)
     else:
@@ -60,7 +68,7 @@ class Poly1Loss(Loss):
     ) -> None:
         super().__init__()
         self.epsilon = check_number("epsilon", epsilon, low=-1.0)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = check_index("ignore_index", ignore_index)
         self.reduction = check_reduction(reduction)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

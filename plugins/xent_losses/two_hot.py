@@ -6,7 +6,7 @@ import torch
 
 from xent_core.base_loss import Loss
 
-from ._common import check_reduction, reduce
+from ._common import check_reduction, reduce, soft_nll
 from ._regression import check_support, prepare_values
 
 _WHO = "two-hot"
@@ -57,7 +57,7 @@ def two_hot_loss(
     b, y = prepare_values(logits, values, num_bins, _WHO)
     target = two_hot_target(y, vmin, vmax, num_bins)
     logp = torch.log_softmax(b.logits, dim=-1)
-    return reduce(-(target * logp).sum(-1), b, reduction)
+    return reduce(soft_nll(target, logp), b, reduction)
 
 
 class TwoHotLoss(Loss):

@@ -6,7 +6,7 @@ import torch
 
 from xent_core.base_loss import Loss
 
-from ._common import check_number, check_reduction, prepare, reduce
+from ._common import check_index, check_number, check_reduction, prepare, reduce
 
 _WHO = "z-loss"
 
@@ -48,7 +48,7 @@ class ZLoss(Loss):
     ) -> None:
         super().__init__()
         self.coefficient = check_number("coefficient", coefficient, low=0.0)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = check_index("ignore_index", ignore_index)
         self.reduction = check_reduction(reduction)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
