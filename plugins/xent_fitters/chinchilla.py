@@ -37,7 +37,10 @@ def compute_optimal_exponents(params: Mapping[str, float]) -> dict[str, float]:
     """
     al, be = params["alpha"], params["beta"]
     s = al + be
-    G = (al * params["A"] / (be * params["B"])) ** (1.0 / s) if al > 0 and be > 0 else float("nan")
+    if not (al > 0 and be > 0):  # no trade-off between N and D: no finite optimum
+        nan = float("nan")
+        return {"a": be / s if s > 0 else nan, "b": al / s if s > 0 else nan, "G": nan}
+    G = (al * params["A"] / (be * params["B"])) ** (1.0 / s)
     return {"a": be / s, "b": al / s, "G": G}
 
 

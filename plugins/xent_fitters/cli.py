@@ -99,7 +99,13 @@ def fit_command(
         source_name = "bundled Chinchilla runs (Hoffmann et al. 2022, via Besiroglu et al. 2024)"
     else:
         source, source_name = data, str(data)
-    result = law.fit(source, columns=columns) if columns else law.fit(source)
+    import warnings
+
+    from .identify import BoundWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundWarning)  # shown with the result instead
+        result = law.fit(source, columns=columns) if columns else law.fit(source)
 
     table = _optimal_table(result)
     if as_json:
@@ -183,3 +189,7 @@ def _print_result(result: Any, source_name: str, table: list[dict[str, Any]]) ->
                 d_txt += f" [{lo:.2g}, {hi:.2g}]"
             opt.add_row(f"{row['C']:.0e}", n_txt, d_txt, f"{row['D_opt'] / row['N_opt']:.1f}")
         console.print(opt)
+    from rich.text import Text
+
+    for w in result.warnings:
+        console.print(Text("warning: ", style="bold yellow") + Text(w))

@@ -219,6 +219,11 @@ class DataConstrainedLaw(HuberLaw):
 
     predict_fn = staticmethod(predict_data_constrained)
 
+    def varying_inputs(self) -> tuple[str, ...]:
+        # U may be one corpus size for every run (D and N vary the repetition); with the base
+        # law given, only the repetition constants are fitted
+        return () if self.base is not None else ("N", "D")
+
     def load(self, data: Any, columns: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
         cols = load_columns(
             data,
@@ -231,6 +236,13 @@ class DataConstrainedLaw(HuberLaw):
             raise BadInputError(
                 "data-constrained: no row repeats data (D > U), so R_D* and R_N* cannot be "
                 "fitted; use the 'chinchilla' law for single-epoch data"
+            )
+        single = cols["D"] <= cols["U"] * (1.0 + 1e-9)
+        if self.base is None and single.sum() < 6:
+            raise BadInputError(
+                f"data-constrained: {int(single.sum())} single-epoch rows (D <= U); at least 6 "
+                "are needed to start the fit of E, A, B, alpha, beta, or pass base={'E':..., "
+                "'A':..., 'B':..., 'alpha':..., 'beta':...}"
             )
         return cols
 
@@ -263,12 +275,6 @@ class DataConstrainedLaw(HuberLaw):
         if self.base is not None:
             return r_grid
         single = cols["D"] <= cols["U"] * (1.0 + 1e-9)
-        if single.sum() < 6:
-            raise BadInputError(
-                f"data-constrained: {int(single.sum())} single-epoch rows (D <= U); at least 6 "
-                "are needed to start the fit of E, A, B, alpha, beta, or pass base={'E':..., "
-                "'A':..., 'B':..., 'alpha':..., 'beta':...}"
-            )
         law = ChinchillaLaw(delta=self.delta, search=self.search, n_polish=self.n_polish)
         sub = {k: cols[k][single] for k in ("N", "D", "loss")}
         sr = global_search(law.problem(sub), law.default_grid(sub), n_polish=self.n_polish)

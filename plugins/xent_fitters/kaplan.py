@@ -110,5 +110,6 @@ class KaplanLaw(HuberLaw):
         return {"N_c": float(np.exp(nc)), "D_c": float(np.exp(dc)), "alpha_N": aN, "alpha_D": aD}
 
     def derived(self, params: Mapping[str, float]) -> dict[str, float]:
-        a = params["alpha_D"] / (params["alpha_N"] + params["alpha_D"])
+        s = params["alpha_N"] + params["alpha_D"]
+        a = params["alpha_D"] / s if s > 0 else float("nan")
         return {"a": a, "b": 1.0 - a}

@@ -22,6 +22,7 @@ from xent_core import BadParameterError, FitError
 from .data import load_columns
 from .diagnostics import regression_metrics
 from .engine import Problem, bootstrap_fit, exhaustive_search, global_search, polish
+from .identify import at_bounds, bound_warnings, check_design, check_finite
 from .result import FitResult, summarise_samples
 
 SEARCHES = ("halving", "full", "exhaustive")
@@ -67,6 +68,11 @@ class HuberLaw:
     param_names: tuple[str, ...] = ()
     #: iteration cap of the batched search and of each scipy polish
     max_iterations: int = 1000
+    #: what data would identify a parameter that ends on its bound (``{inputs}`` is filled in)
+    bound_hint: str = (
+        "add runs over a wider range of {inputs} (more distinct values of each), or fit a "
+        "simpler law"
+    )
 
     def __init__(
         self,
@@ -147,6 +153,10 @@ class HuberLaw:
         """Quantities computed from the parameters (e.g. compute-optimal exponents)."""
         return {}
 
+    def varying_inputs(self) -> tuple[str, ...]:
+        """The inputs that must take at least two values for the law to be identifiable."""
+        return self.input_names
+
     #: ``predict_fn(params, **inputs)`` and ``compute_optimal_fn(params, C)`` stored on results
     predict_fn: Callable[..., Any] | None = None
     compute_optimal_fn: Callable[..., Any] | None = None
@@ -174,7 +184,15 @@ class HuberLaw:
         if B < 0 or B == 1:
             raise BadParameterError(f"bootstrap must be 0 (off) or >= 2, got {B}")
         cols = self.load(data, columns)
-        problem = self.problem(cols)
+        problem = self.problem(cols)  # the law's own checks of the data come first
+        check_design(
+            self.law_name,
+            {k: cols[k] for k in self.input_names},
+            cols[self.target],
+            len(self.internal_names),
+            must_vary=self.varying_inputs(),
+            target_name=self.target,
+        )
         theta, f, converged, info, starts = self._search(problem, cols)
         if not converged:
             raise FitError(
@@ -186,6 +204,8 @@ class HuberLaw:
         if not all(np.isfinite(v) for v in params.values()):
             raise FitError(f"{self.law_name}: the fit ran off to non-finite parameters {params}")
         derived = self.derived(params)
+        check_finite(self.law_name, "derived values", derived)
+        self._check_optimum(params, cols)
         inputs = {k: cols[k] for k in self.input_names}
         pred = np.asarray(self.predict_fn(params, **inputs), dtype=np.float64)  # type: ignore[misc]
         metrics: dict[str, float] = {
@@ -215,9 +235,46 @@ class HuberLaw:
             compute_optimal_fn=self.compute_optimal_fn,
             plot_fn=self.plot_fn,
         )
+        result.warnings = self._bound_warnings(problem, theta, params)
         if B:
             self._bootstrap(result, problem, starts, B, seed, progress)
         return result
+
+    def _check_optimum(self, params: Mapping[str, float], cols: Mapping[str, np.ndarray]) -> None:
+        """Refuse a law whose compute-optimal allocation is not finite and positive, at the
+        data's own compute (C = 6ND) and at the budgets ``xent fit`` tabulates."""
+        if self.compute_optimal_fn is None:
+            return
+        budgets = [1e21, 1e22, 1e23, 1e24, 1e25]
+        if "N" in cols and "D" in cols:
+            with np.errstate(over="ignore"):
+                c_data = 6.0 * cols["N"] * cols["D"]
+            if not np.isfinite(c_data).all():
+                raise FitError(
+                    f"{self.law_name}: the compute C = 6ND of the data overflows float64 (N and D "
+                    f"up to {cols['N'].max():g} and {cols['D'].max():g}); give N and D in their "
+                    "natural units (parameters, tokens)"
+                )
+            budgets.extend([float(c_data.min()), float(c_data.max())])
+        with np.errstate(all="ignore"):
+            n, d = self.compute_optimal_fn(params, np.asarray(budgets))
+        n, d = np.asarray(n, dtype=float), np.asarray(d, dtype=float)
+        check_finite(self.law_name, "compute-optimal values", {"N_opt": n, "D_opt": d})
+        if not ((n > 0).all() and (d > 0).all()):
+            raise FitError(f"{self.law_name}: the fitted law gives non-positive N_opt or D_opt")
+
+    def _bound_warnings(
+        self, problem: Problem, theta: np.ndarray, params: Mapping[str, float]
+    ) -> list[str]:
+        hits = at_bounds(problem.names, theta, problem.lower, problem.upper)
+        public = {}
+        for name in problem.names:
+            for cand in (name, name.upper(), name.removeprefix("log_")):
+                if cand in params:
+                    public[name] = cand
+                    break
+        hint = self.bound_hint.format(inputs=" and ".join(self.input_names))
+        return bound_warnings(self.law_name, hits, params, hint, public=public, stacklevel=5)
 
     def _search(
         self, problem: Problem, cols: Mapping[str, np.ndarray]

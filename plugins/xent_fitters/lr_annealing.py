@@ -25,6 +25,7 @@ import numpy as np
 from xent_core import BadParameterError, FitError
 
 from .engine import Problem, bootstrap_fit, global_search
+from .identify import at_bounds, bound_warnings
 from .multi_power import decay_start
 from .result import summarise_samples
 from .schedules import (
@@ -184,6 +185,14 @@ class LRAnnealingLaw:
             "converged": 1.0 if search.converged else 0.0,
         }
         result.curves = checked
+        result.warnings = bound_warnings(
+            "lr-annealing",
+            at_bounds(problem.names, search.theta, problem.lower, problem.upper),
+            result.params,
+            "fit curves whose schedules differ more (a constant and a decaying one at least, "
+            "over more steps)",
+            public={"log_A": "A", "log_C": "C"},
+        )
         if self.bootstrap:
             samples, _ = bootstrap_fit(
                 problem, search.candidates[:3], self.bootstrap, seed=self.seed

@@ -28,6 +28,7 @@ import numpy as np
 
 from xent_core import BadParameterError, FitError
 
+from .identify import at_bounds, bound_warnings
 from .result import summarise_samples
 from .schedules import (
     CurveFitResult,
@@ -283,6 +284,16 @@ class MultiPowerLaw:
             "converged": 1.0 if fit.converged else 0.0,
         }
         result.curves = checked
+        hits = at_bounds(THETA_NAMES, fit.theta, design.lower, design.upper)
+        result.warnings = bound_warnings(
+            "multi-power",
+            hits,
+            result.params,
+            "the decay shape (B, C, beta, gamma) needs curves whose learning rate decays in "
+            "different ways: fit more schedules (e.g. WSD with several decay lengths, step "
+            "drops, cosines of several lengths) or fix C, beta and gamma with with_params",
+            public={"log_A": "A", "log_B": "B", "log_C": "C"},
+        )
         if self.bootstrap:
             self._bootstrap(result, design, fit.theta)
         return result
@@ -376,6 +387,10 @@ def _four_param_log_pred_jac(
             return np.log(pred), jac / pred[:, None]
 
     return log_pred_jac
+
+
+#: the fitted coordinates, in the order of ``_Design.lower``/``upper``
+THETA_NAMES = ("L0", "log_A", "alpha", "log_B", "log_C", "beta", "gamma")
 
 
 class _Design:

@@ -87,6 +87,9 @@ class FitResult:
         the (float) columns the law was fitted on, kept for plots and residuals.
     extra:
         JSON-able law-specific details (grid search summary, per-budget minima, ...).
+    warnings:
+        what the fit could not determine (parameters that ended on the bounds of the search,
+        and what data would identify them); empty when the fit has nothing to flag.
     """
 
     model: str
@@ -101,6 +104,7 @@ class FitResult:
     data: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     target: str = "loss"
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    warnings: list[str] = field(default_factory=list)
     predict_fn: PredictFn | None = field(default=None, repr=False, compare=False)
     compute_optimal_fn: OptimalFn | None = field(default=None, repr=False, compare=False)
     plot_fn: PlotFn | None = field(default=None, repr=False, compare=False)
@@ -179,6 +183,7 @@ class FitResult:
             "derived": dict(self.derived),
             "metrics": dict(self.metrics),
             "n_bootstrap": 0 if self.bootstrap is None else len(self.bootstrap),
+            "warnings": list(self.warnings),
         }
         if self.extra:
             out["extra"] = self.extra
@@ -223,6 +228,7 @@ class FitResult:
             bootstrap_names=tuple(boot.get("names", ())),
             data={k: np.asarray(v, dtype=float) for k, v in d.get("data", {}).items()},
             extra=dict(d.get("extra", {})),
+            warnings=[str(w) for w in d.get("warnings", [])],
         )
 
     # ------------------------------------------------------------------ display
@@ -248,6 +254,7 @@ class FitResult:
         metrics = ", ".join(f"{k}={self.metrics[k]:.6g}" for k in shown if k in self.metrics)
         if metrics:
             lines.append(f"  {metrics}")
+        lines.extend(f"  warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -140,3 +140,28 @@ def test_curve_laws_point_to_the_python_api(tmp_path):
         )
         assert out.returncode == 2
         assert "Python API" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_unidentifiable_data_exit_2_and_bound_warnings_are_shown(tmp_path, capsys):
+    import numpy as np
+
+    from xent_core.cli import main
+
+    copies = tmp_path / "copies.csv"
+    copies.write_text("N,D,loss\n" + "1e8,2e9,3.1\n" * 30)
+    assert main(["fit", str(copies), "-b", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "constant" in err and len(err.strip().splitlines()) == 1
+    x = np.exp(np.linspace(0.0, 10.0, 12))
+    rising = tmp_path / "rising.csv"
+    rising.write_text(
+        "N,loss\n" + "".join(f"{float(a)!r},{float(3 + 0.02 * np.log(a))!r}\n" for a in x)
+    )
+    args = ["fit", str(rising), "--model", "power-law", "-b", "0"]
+    assert main(args) == 0
+    out = capsys.readouterr()
+    assert "warning: power-law: parameters at the bounds" in out.out.replace("\n", " ")
+    assert "BoundWarning" not in out.err
+    assert main([*args, "--json"]) == 0
+    (w,) = json.loads(capsys.readouterr().out)["warnings"]
+    assert "alpha = 0 (lower bound)" in w
