@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .components import ComponentSpec
+from .components import ComponentSpec, Param
 from .naming import KINDS
 from .registry import FIRST_PARTY_DISTRIBUTION, Registry, get_registry
 
@@ -30,6 +30,11 @@ def _cell(text: str) -> str:
 
 def _params(spec: ComponentSpec) -> str:
     return ", ".join(p.name if p.required else f"{p.name}={p.default}" for p in spec.params)
+
+
+def _param_line(p: Param) -> str:
+    head = f"`{p.name}`" if p.required else f"`{p.name}={p.default}`"
+    return f"{head}: {p.description}" if p.description else head
 
 
 def render(registry: Registry | None = None) -> str:
@@ -60,6 +65,13 @@ def render(registry: Registry | None = None) -> str:
             cells.append(_cell(_params(s)))
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        described = [s for s in group if s.params]
+        if described:
+            lines += ["Parameters:", ""]
+            for s in described:
+                lines.append(f"- `{s.name}`")
+                lines += [f"  - {_param_line(p)}" for p in s.params]
+            lines.append("")
         cited = [s for s in group if s.citations]
         if cited:
             lines += ["References:", ""]

@@ -140,9 +140,10 @@ def info_command(
         highlight=False,
     )
     if spec.params:
-        table = Table("parameter", "type", "default", box=None, pad_edge=False)
+        table = Table("parameter", "type", "default", "description", box=None, pad_edge=False)
         for p in spec.params:
-            table.add_row(p.name, p.annotation or "-", "(required)" if p.required else p.default)
+            default = "(required)" if p.required else p.default
+            table.add_row(p.name, p.annotation or "-", default, p.description or "-")
         con.print(table)
     if spec.kind == "loss":
         opt = f"; optional: {', '.join(spec.optional_inputs)}" if spec.optional_inputs else ""
