@@ -203,7 +203,7 @@ def make_impl(name: str) -> tuple[LossFn, str]:
         except Unavailable as exc:
             if "not in the registry" not in str(exc):
                 raise
-            from xent_cce.triton_kernel import CCETritonKernel
+            from xent_cce.triton.kernel import CCETritonKernel
 
             k = CCETritonKernel(**params)
             ok, why = k.available()

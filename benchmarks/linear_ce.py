@@ -39,7 +39,7 @@ def main() -> None:
     p.add_argument("--json", default=None, help="write the full report here")
     args = p.parse_args()
 
-    from xent_cce.bench_cli import bench_app
+    from xent_cce.bench.cli import bench_app
 
     impls = list(IMPLS)
     if importlib.util.find_spec("cut_cross_entropy") is not None:

@@ -15,16 +15,16 @@ from xent_core import Register, RegisterCommand, hookimpl
 
 #: canonical name -> lazy target of every kernel this plugin provides
 KERNELS: dict[str, str] = {
-    "cce-torch": "xent_cce.torch_kernel:CCETorchKernel",
-    "cce-triton": "xent_cce.triton_kernel:CCETritonKernel",
-    "naive": "xent_cce.naive:NaiveKernel",
-    "torch-native": "xent_cce.native:TorchNativeKernel",
+    "cce-torch": "xent_cce.torch.kernel:CCETorchKernel",
+    "cce-triton": "xent_cce.triton.kernel:CCETritonKernel",
+    "naive": "xent_cce.torch.naive:NaiveKernel",
+    "torch-native": "xent_cce.adapters.native:TorchNativeKernel",
 }
 
 #: canonical name -> (lazy target, package it wraps) of the peer adapters
 PEER_KERNELS: dict[str, tuple[str, str]] = {
-    "apple-cce": ("xent_cce.peers:AppleCCEKernel", "cut_cross_entropy"),
-    "liger": ("xent_cce.peers:LigerKernel", "liger_kernel"),
+    "apple-cce": ("xent_cce.adapters.peers:AppleCCEKernel", "cut_cross_entropy"),
+    "liger": ("xent_cce.adapters.peers:LigerKernel", "liger_kernel"),
 }
 
 #: canonical name -> lazy target of every loss this plugin provides
@@ -58,6 +58,6 @@ def register_losses(register: Register) -> None:
 @hookimpl
 def register_commands(register: RegisterCommand) -> None:
     """Register ``xent bench linear-ce`` (Typer only; torch is imported when it runs)."""
-    from .bench_cli import bench_app
+    from .bench.cli import bench_app
 
     register(bench_app, name="bench")

@@ -1,6 +1,6 @@
 """What every linear cross-entropy kernel agrees on: options, per-token loss, reductions.
 
-With logits ``z`` (see :mod:`xent_cce.chunked`), ``lse_i = logsumexp_j z_ij``, label smoothing
+With logits ``z`` (see :mod:`xent_cce.torch.chunked`), ``lse_i = logsumexp_j z_ij``, label smoothing
 ``eps`` and z-loss weight ``lambda``, the loss of a non-ignored token is
 
     l_i = lse_i - (1 - eps) z_i,y_i - (eps / V) sum_j z_ij + lambda lse_i^2

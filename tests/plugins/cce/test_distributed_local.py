@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from xent_cce import _dist_local
+from lce_reference import make_case
 from xent_cce.distributed import (
     ChunkedShardKernel,
     distributed_linear_cross_entropy,
@@ -20,7 +20,9 @@ from xent_cce.distributed import (
     uses_distributed_path,
     vocab_parallel_linear_cross_entropy,
 )
+from xent_cce.distributed import local as _dist_local
 
+import xent_core
 from xent_core import BadInputError, BadParameterError, NotAvailableError
 
 F64 = torch.float64
@@ -279,3 +281,43 @@ def test_module_forward_shifts_targets_divides_by_num_items_and_reports_z_loss()
     z_part = (1e-2 * ref_lse.square()).sum() / 7
     torch.testing.assert_close(lce.last_z_loss.double(), z_part.detach(), rtol=1e-5, atol=0)
     assert lce.last_impl == lce.kernel_for(hidden.device)[0]
+
+
+# --------------------------------------------------------------------------- regressions
+
+
+@pytest.mark.parametrize("impl", ["cce-torch", "naive", "torch-native"])
+def test_num_items_path_returns_zero_lse_at_ignored_tokens(impl):
+    if not xent_core.kernel(impl).available()[0]:
+        pytest.skip(f"{impl} not available")
+    h, w, _, y = make_case(16, 7, 29, ignore_every=3, seed=2)
+    h, y = h.reshape(2, 8, 7), y.reshape(2, 8)
+    loss_fn = xent_core.loss("linear-cross-entropy", impl=impl, return_lse=True, shift=True)
+    loss_a, lse_a = loss_fn(h, w, y)
+    loss_b, lse_b = loss_fn(h, w, y, num_items=5)
+    shifted = torch.cat([y[:, 1:], torch.full_like(y[:, :1], -100)], 1)
+    ignored = shifted == -100
+    assert bool(ignored.any()) and bool((~ignored).any())
+    assert float(lse_b[ignored].abs().max()) == 0.0
+    assert float(lse_a[ignored].abs().max()) == 0.0
+    torch.testing.assert_close(lse_b, lse_a)
+    n_valid = int((~ignored).sum())
+    torch.testing.assert_close(loss_b * 5, loss_a * n_valid, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_items", [None, 6])
+def test_num_items_path_validates_inputs_like_the_local_path(num_items):
+    # num_items (the data-parallel / accumulation recipe) must not weaken the input checks
+    h, w, _, y = make_case(6, 4, 9, seed=5)
+    loss_fn = xent_core.loss("linear-cross-entropy")
+    kw = {} if num_items is None else {"num_items": num_items}
+    bad_h = h.clone()
+    bad_h[2, 1] = float("nan")
+    with pytest.raises(xent_core.BadInputError, match="NaN"):
+        loss_fn(bad_h, w, y, **kw)
+    with pytest.raises(xent_core.BadInputError, match="dtype"):
+        loss_fn(h, w.half(), y, **kw)
+    with pytest.raises(xent_core.BadInputError, match="dtype"):
+        loss_fn(h, w, y, torch.zeros(9, dtype=torch.float64), **kw)
+    unchecked = xent_core.loss("linear-cross-entropy", check_inputs=False)
+    assert torch.isnan(unchecked(bad_h, w, y, **kw))

@@ -35,7 +35,7 @@ def test_peers_registered_only_when_importable(monkeypatch):
 
 
 def test_adapter_availability_reasons(monkeypatch):
-    from xent_cce.peers import AppleCCEKernel, LigerKernel
+    from xent_cce.adapters.peers import AppleCCEKernel, LigerKernel
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None)
     ok, reason = AppleCCEKernel().available()
@@ -62,7 +62,7 @@ def test_adapter_availability_reasons(monkeypatch):
     ],
 )
 def test_apple_cce_rejects_options_it_lacks(options, what):
-    from xent_cce.peers import AppleCCEKernel
+    from xent_cce.adapters.peers import AppleCCEKernel
 
     h, w, b, y = make_case(9, 4, 11, bias=True)
     kwargs = dict(options)
@@ -72,7 +72,7 @@ def test_apple_cce_rejects_options_it_lacks(options, what):
 
 
 def test_torch_native_rejects_what_pytorch_lacks():
-    from xent_cce.native import TorchNativeKernel
+    from xent_cce.adapters.native import TorchNativeKernel
 
     h, w, _, y = make_case(9, 4, 11)
     with pytest.raises(xent_core.BadParameterError, match="softcap"):
@@ -103,3 +103,24 @@ def test_apple_cce_matches_float64():
     assert max_err(loss, ref) < 1e-5
     assert max_err(h.grad, h64.grad) < 1e-5 * float(h64.grad.abs().max())
     assert max_err(w.grad, w64.grad) < 1e-5 * float(w64.grad.abs().max())
+
+
+# --------------------------------------------------------------------------- regressions
+
+
+@pytest.mark.parametrize("spec", ["torch-native", "torch-native(chunked=True)"])
+def test_wrapped_kernel_keeps_float64(spec):
+    ok, why = xent_core.kernel(spec.split("(")[0]).available()
+    if not ok:
+        pytest.skip(why)
+    h, w, _, y = make_case(23, 9, 37, dtype=torch.float64, ignore_every=5, seed=1)
+    h.requires_grad_()
+    loss_fn = xent_core.loss("linear-cross-entropy", impl=spec)
+    got = loss_fn(h, w, y)
+    assert got.dtype == torch.float64
+    (gh,) = torch.autograd.grad(got, [h])
+    h64 = h.detach().clone().requires_grad_()
+    ref = reference_lce(h64, w, y)
+    (rh,) = torch.autograd.grad(ref, [h64])
+    assert abs(float(got.detach()) - float(ref.detach())) < 1e-12
+    assert float((gh - rh).abs().max()) < 1e-12

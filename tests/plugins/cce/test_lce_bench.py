@@ -7,8 +7,8 @@ import json
 import pytest
 import typer
 from typer.testing import CliRunner
-from xent_cce.bench_cli import bench_app
-from xent_cce.bench_runner import BenchConfig, markdown, run_bench
+from xent_cce.bench.cli import bench_app
+from xent_cce.bench.runner import BenchConfig, markdown, run_bench
 from xent_cce.selection import parse_impl
 
 import xent_core

@@ -18,7 +18,8 @@ from lce_reference import (
     max_err,
     reference_lce,
 )
-from xent_cce.chunked import LogitMap, kept_ranges, softmax_grad, softmax_stats
+from xent_cce.torch.chunked import LogitMap, softmax_stats
+from xent_cce.torch.grads import kept_ranges, softmax_grad
 
 import xent_core
 
@@ -125,7 +126,7 @@ def test_all_tokens_ignored_gives_zero(spec, reduction):
     ids=["mean", "none-all-options", "sum-scale-smoothing"],
 )
 def test_cce_torch_gradcheck_float64(options, chunk_elements):
-    from xent_cce.torch_kernel import CCETorchKernel
+    from xent_cce.torch.kernel import CCETorchKernel
 
     kernel = CCETorchKernel(chunk_elements=chunk_elements)
     h, w, b, y = make_case(7, 5, 23, torch.float64, bias=True, ignore_every=3, seed=3)
@@ -150,7 +151,7 @@ def test_lse_is_returned_per_token():
 
 def test_peaked_softmax_filtering_stays_within_tolerance():
     """Copy classifier rows into hidden so each softmax is peaked and whole blocks get skipped."""
-    from xent_cce import chunked
+    from xent_cce.torch import grads as chunked
 
     n, d, v = 96, 48, 4099
     h0, w0, _, y = make_case(n, d, v, seed=11)
@@ -305,3 +306,41 @@ def test_token_entropy_keeps_precision_on_peaked_rows_with_large_logits():
         rtol=1e-5,
         atol=1e-5,
     )
+
+
+# --------------------------------------------------------------------------- regressions
+
+
+def _record_need(monkeypatch):
+    import xent_cce.torch.kernel as tk
+
+    seen = []
+    original = tk.fused_loss_and_grad
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["need"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tk, "fused_loss_and_grad", spy)
+    return seen
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_cce_torch_skips_gradient_work_without_grad_mode(monkeypatch, mode):
+    seen = _record_need(monkeypatch)
+    h, w, b, y = make_case(29, 13, 101, bias=True, ignore_every=4, seed=3)
+    h.requires_grad_()
+    w.requires_grad_()
+    b.requires_grad_()
+    loss_fn = xent_core.loss("linear-cross-entropy", impl="cce-torch", filter_eps=None)
+    ctx = torch.no_grad() if mode == "no_grad" else torch.inference_mode()
+    with ctx:
+        got = loss_fn(h, w, y, b)
+    assert seen == [(False, False, False)]
+    assert not got.requires_grad
+    ref = reference_lce(h.detach().double(), w.detach().double(), y, b.detach().double())
+    assert abs(float(got) - float(ref)) <= 1e-5 * abs(float(ref))
+    # with grad mode on, the same call still forms the gradients in forward (fused path)
+    loss_fn(h, w, y, b).backward()
+    assert seen[-1] == (True, True, True)
+    assert h.grad is not None and w.grad is not None and b.grad is not None

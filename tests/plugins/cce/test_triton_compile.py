@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
     """
     import triton, triton.language as tl
     from triton.backends.compiler import GPUTarget
-    from xent_cce import _triton_kernels as K
+    from xent_cce.triton import programs as K
 
     def compile(fn, types, consts, arch):
         sig = {n: "constexpr" if n in consts else types[n] for n in fn.arg_names}

@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 
-from xent_cce.triton_kernel import CCETritonKernel  # noqa: E402
+from xent_cce.triton.kernel import CCETritonKernel  # noqa: E402
 
 ON_GPU = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET", "0") != "1"
 pytestmark = [

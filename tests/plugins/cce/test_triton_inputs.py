@@ -9,12 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from xent_cce.triton_kernel import CCETritonKernel  # noqa: E402
+from xent_cce.triton.kernel import CCETritonKernel  # noqa: E402
 
 from xent_core import BadInputError, BadParameterError, NotAvailableError, XentError  # noqa: E402
 from xent_core.components import build_spec  # noqa: E402
 
-TARGET = "xent_cce.triton_kernel:CCETritonKernel"
+TARGET = "xent_cce.triton.kernel:CCETritonKernel"
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 DEVICE = "cuda" if torch.cuda.is_available() and not INTERPRET else "cpu"
 needs_kernel = pytest.mark.skipif(

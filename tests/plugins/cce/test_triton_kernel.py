@@ -19,9 +19,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 
-from xent_cce._triton_ops import Launch, LinearCrossEntropyFunction  # noqa: E402
+from lce_reference import make_case, reference_lce  # noqa: E402
 from xent_cce.semantics import LinearCEOptions  # noqa: E402
-from xent_cce.triton_kernel import CCETritonKernel  # noqa: E402
+from xent_cce.triton.kernel import CCETritonKernel  # noqa: E402
+from xent_cce.triton.ops import Launch, LinearCrossEntropyFunction  # noqa: E402
+
+import xent_core  # noqa: E402
 
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 ON_GPU = torch.cuda.is_available() and not INTERPRET
@@ -227,7 +230,7 @@ def test_filter_above_every_entry_skips_every_tile():
 
 
 def test_auto_filter_eps_is_dtype_eps_over_32():
-    from xent_cce.triton_kernel import resolve_filter_eps
+    from xent_cce.triton.kernel import resolve_filter_eps
 
     assert resolve_filter_eps("auto", torch.bfloat16) == 2.0**-12
     assert resolve_filter_eps("auto", torch.float16) == 2.0**-15
@@ -355,7 +358,7 @@ def test_autotuned_launch_starts_again_clean_after_tuning(monkeypatch):
     """On a GPU the autotuner runs every configuration on the real (atomically accumulated)
     buffers; the launcher must zero them and run again. Simulated here with a fake autotuner
     that runs three trials into the buffers on its first call."""
-    from xent_cce import _triton_kernels as K
+    from xent_cce.triton import programs as K
 
     class FakeAutotuner:
         def __init__(self, jit, config):
@@ -387,3 +390,57 @@ def test_autotuned_launch_starts_again_clean_after_tuning(monkeypatch):
     lo_g = torch.autograd.grad(naive(*lo, t, reduction="sum")[0], lo)
     for name, o, r, l in zip("hcb", ours, ref, lo_g):
         assert_rule(name, o, r, l, dtype)
+
+
+# --------------------------------------------------------------------------- regressions
+
+
+def test_triton_reads_a_strided_bias_correctly():
+    kernel = xent_core.kernel("cce-triton")
+    ok, why = kernel.available()
+    if not ok:
+        pytest.skip(why)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    h, w, _, y = make_case(11, 16, 70, seed=4)
+    params = torch.randn(70, 2)
+    h, w, y, params = h.to(device), w.to(device), y.to(device), params.to(device)
+    params.requires_grad_()
+    bias = params[:, 1]  # a column of a larger parameter: stride 2
+    assert not bias.is_contiguous()
+    loss, lse = kernel.linear_cross_entropy(h, w, y, bias)
+    loss.backward()
+    p64 = params.detach().double().requires_grad_()
+    ref = reference_lce(h.double(), w.double(), y, p64[:, 1])
+    ref.backward()
+    assert abs(loss.item() - ref.item()) < 1e-5 * abs(ref.item())
+    ref_lse = torch.logsumexp(h.double() @ w.double().T + p64[:, 1].detach(), dim=1)
+    assert float((lse.double() - ref_lse).abs().max()) < 1e-5
+    assert float((params.grad.double() - p64.grad).abs().max()) < 1e-6
+    lse_only = kernel.logsumexp(h, w, bias)
+    assert float((lse_only.detach().double() - ref_lse).abs().max()) < 1e-5
+
+
+def test_triton_filtering_keeps_the_label_smoothing_gradient():
+    # a peaked softmax: most tiles hold only p << filter_eps and the uniform -eps/V term; dropping
+    # them lost about eps * mean_j(w_j) from every d_hidden row (cce-torch keeps it exactly)
+    kernel = xent_core.kernel("cce-triton")
+    ok, why = kernel.available()
+    if not ok:
+        pytest.skip(why)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    g = torch.Generator().manual_seed(6)
+    n, d, v = 16, 32, 2048
+    h = torch.randn(n, d, generator=g)
+    w = torch.randn(v, d, generator=g) * 0.05
+    y = torch.randint(0, v, (n,), generator=g)
+    w[y] = h * 0.5
+    h64, w64 = h.double().requires_grad_(), w.double().requires_grad_()
+    rh, rw = torch.autograd.grad(reference_lce(h64, w64, y, label_smoothing=0.1), [h64, w64])
+    hh = h.to(device).requires_grad_()
+    ww = w.to(device).requires_grad_()
+    loss, _ = kernel.linear_cross_entropy(
+        hh, ww, y.to(device), label_smoothing=0.1, filter_eps=1e-3
+    )
+    gh, gw = torch.autograd.grad(loss, [hh, ww])
+    assert float((gh.cpu().double() - rh).abs().max()) <= 1e-4 * float(rh.abs().max())
+    assert float((gw.cpu().double() - rw).abs().max()) <= 1e-4 * float(rw.abs().max())

@@ -1,6 +1,6 @@
 """One benchmark run of one linear cross-entropy kernel, in a fresh process.
 
-``python -m xent_cce.bench_worker --impl cce-torch --tokens 4096 --vocab 32768 --hidden 512``
+``python -m xent_cce.bench.worker --impl cce-torch --tokens 4096 --vocab 32768 --hidden 512``
 prints JSON lines on stdout: ``{"event": "progress", ...}`` after each forward+backward, then one
 ``{"event": "result", ...}``. Inputs come from a seeded CPU generator, so every process (and
 every device) sees the same numbers.

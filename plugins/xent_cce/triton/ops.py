@@ -21,8 +21,8 @@ import torch
 import triton
 import triton.language as tl
 
-from . import _triton_kernels as K
-from .semantics import LinearCEOptions, LogitMap, reduce_tokens, token_losses, token_weights
+from ..semantics import LinearCEOptions, LogitMap, reduce_tokens, token_losses, token_weights
+from . import programs as K
 
 #: bytes of the fp32 classifier-gradient chunk buffer (fp16/bf16 classifiers, accumulate="fp32")
 CHUNK_BYTES = 64 * 2**20

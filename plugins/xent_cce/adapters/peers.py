@@ -14,7 +14,7 @@ import torch
 
 from xent_core import BadParameterError
 
-from .semantics import resolve_filter_eps
+from ..semantics import resolve_filter_eps
 from .wrapped import WrappedKernel
 
 _APPLE_IMPLS = ("auto", "cce", "torch_compile")

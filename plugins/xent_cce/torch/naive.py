@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from .semantics import LinearCEOptions, as_options, reduce_tokens, z_loss_term
+from ..semantics import LinearCEOptions, as_options, reduce_tokens, z_loss_term
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 

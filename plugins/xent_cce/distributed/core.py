@@ -1,28 +1,7 @@
-"""Linear cross-entropy on torch.distributed: vocab-parallel (tensor parallel) and data parallel.
+"""The distributed linear cross-entropy: vocab-parallel shards and the ``num_items`` mean.
 
-Vocab-parallel. Rank ``r`` of a process group holds the contiguous classifier rows
-``[start_r, start_r + V_r)`` (shards may be uneven, even empty) and the same ``hidden`` and target
-ids as every other rank. With ``z_ij`` the (scaled, soft-capped) logit of token ``i`` and row ``j``:
-
-    lse_i^(r) = log sum_{j in shard r} exp(z_ij)            local chunked kernel, never (N, V)
-    m_i       = max_r lse_i^(r)                              all-reduce(max), no gradient
-    lse_i     = m_i + log sum_r exp(lse_i^(r) - m_i)         \\
-    z_{i,t_i} = sum_r [t_i in shard r] z_{i,t_i}             |  ONE all-reduce(sum), packed
-    S_i       = sum_r sum_{j in shard r} z_ij  (smoothing)   /
-    loss_i    = lse_i - (1 - eps) z_{i,t_i} - (eps / V) S_i + lambda_z lse_i^2
-
-The all-reduces are identity in backward (every rank back-propagates the same, replicated loss), so
-each rank forms its shard's softmax ``exp(z_ij - lse_i)`` from the global ``lse``, gets its own
-``d_classifier`` rows, and a partial ``d_hidden`` that one all-reduce(sum) completes (``hidden``
-enters through an identity-forward / all-reduce-backward function, as in Megatron-LM's
-``copy_to_tensor_model_parallel_region``). No rank holds the full logits or the full classifier.
-
-Data parallel. ``num_items`` (a global count of non-ignored tokens, :func:`global_num_items`) turns
-``reduction="mean"`` into ``sum(local losses) / num_items``, so DDP/FSDP and gradient accumulation
-reproduce the one-big-batch update (see ``docs/distributed.md`` for the recipe).
-
-References: "Megatron-LM: Training Multi-Billion Parameter Language Models Using Model Parallelism"
-(arXiv:1909.08053); "Cut Your Losses in Large-Vocabulary Language Models" (arXiv:2411.09009).
+See :mod:`xent_cce.distributed` for the formulas. Inputs arrive checked and flat
+(:func:`xent_cce.inputs.prepare_inputs`) with a checked :class:`~xent_cce.semantics.LinearCEOptions`.
 """
 
 from __future__ import annotations
@@ -41,98 +20,12 @@ from xent_core import (
     validate,
 )
 
-from ._dist_dtensor import is_dtensor, resolve_dtensors
-from ._dist_local import ChunkedShardKernel, compute_dtype, logit_sum, target_logits
-from ._dist_ops import GroupComm
-from .inputs import FlatInputs, prepare_inputs
-from .semantics import LinearCEOptions, reduce_tokens, run_kernel, token_losses
-
-__all__ = [
-    "ChunkedShardKernel",
-    "distributed_linear_cross_entropy",
-    "flat_linear_cross_entropy",
-    "global_num_items",
-    "is_dtensor",
-    "module_forward",
-    "resolve_dtensors",
-    "resolve_local_kernel",
-    "shard_classifier",
-    "uses_distributed_path",
-    "vocab_parallel_linear_cross_entropy",
-    "vocab_shard_range",
-]
-
-# --------------------------------------------------------------------------------------------
-# Sharding helpers
-# --------------------------------------------------------------------------------------------
-
-
-def _group_rank_size(group: Any | None) -> tuple[int, int]:
-    if not (dist.is_available() and dist.is_initialized()):
-        raise NotAvailableError(
-            "torch.distributed is not initialised: call torch.distributed.init_process_group(...) "
-            "first (torchrun sets the environment it needs)"
-        )
-    return dist.get_rank(group), dist.get_world_size(group)
-
-
-def vocab_shard_range(
-    vocab_size: int, group: Any | None = None, *, sizes: list[int] | None = None
-) -> tuple[int, int]:
-    """``(start, stop)`` of this rank's rows when ``vocab_size`` rows are split over ``group``.
-
-    Default split: contiguous, the first ``vocab_size % world`` ranks get one row more (uneven
-    shards are fine). ``sizes`` (one count per rank, summing to ``vocab_size``) overrides it.
-    ``group=None`` is the default (world) group, as in torch.distributed.
-    """
-    rank, world = _group_rank_size(group)
-    if sizes is None:
-        base, extra = divmod(int(vocab_size), world)
-        sizes = [base + (1 if r < extra else 0) for r in range(world)]
-    sizes = [int(s) for s in sizes]
-    if len(sizes) != world or any(s < 0 for s in sizes) or sum(sizes) != vocab_size:
-        raise BadParameterError(
-            f"sizes must hold {world} non-negative row counts summing to {vocab_size}, got {sizes}"
-        )
-    start = sum(sizes[:rank])
-    return start, start + sizes[rank]
-
-
-def shard_classifier(
-    classifier: torch.Tensor, group: Any | None = None, *, sizes: list[int] | None = None
-) -> tuple[torch.Tensor, int]:
-    """This rank's contiguous rows of ``classifier`` (V, D) (or of a bias (V,)) and their offset.
-
-    Returns ``(shard, vocab_start)``: ``shard`` is a fresh copy (the full tensor can be freed),
-    with ``requires_grad`` as the input's; pass it and ``vocab_start`` to
-    :func:`vocab_parallel_linear_cross_entropy`. Shards may be uneven (see
-    :func:`vocab_shard_range`). For vocabularies too large for one rank, build each shard
-    directly from :func:`vocab_shard_range` instead of slicing a full tensor.
-    """
-    if classifier.dim() not in (1, 2):
-        raise BadInputError(
-            f"classifier must be (V, D) (or a bias (V,)), got shape {tuple(classifier.shape)}"
-        )
-    start, stop = vocab_shard_range(classifier.shape[0], group, sizes=sizes)
-    shard = classifier.detach()[start:stop].clone()
-    shard.requires_grad_(classifier.requires_grad)
-    return shard, start
-
-
-def global_num_items(
-    targets: torch.Tensor, ignore_index: int = -100, group: Any | None = None
-) -> torch.Tensor:
-    """Number of non-ignored targets summed over ``group`` (0-dim int64 tensor, targets' device).
-
-    Pass it as ``num_items`` so that ``reduction="mean"`` divides by the global count. For
-    gradient accumulation pass the targets of every micro-batch of the step (or add the counts).
-    Without an initialised process group it is the local count. ``group=None`` is the world group.
-    """
-    count = (targets != ignore_index).sum().to(torch.int64)
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size(group) > 1:
-        dist.all_reduce(count, op=dist.ReduceOp.SUM, group=group)
-    return count
-
+from ..inputs import FlatInputs, prepare_inputs
+from ..semantics import LinearCEOptions, reduce_tokens, run_kernel, token_losses
+from .dtensor import is_dtensor, resolve_dtensors
+from .local import ChunkedShardKernel, compute_dtype, logit_sum, target_logits
+from .ops import GroupComm
+from .sharding import group_rank_size
 
 # --------------------------------------------------------------------------------------------
 # Checks and kernel choice
@@ -374,7 +267,7 @@ def vocab_parallel_linear_cross_entropy(
     if isinstance(vocab_start, bool) or not isinstance(vocab_start, int) or vocab_start < 0:
         raise BadParameterError(f"vocab_start must be an int >= 0, got {vocab_start!r}")
     if group is None:
-        _group_rank_size(None)
+        group_rank_size(None)
         group = dist.group.WORLD
     check = validate.flag("check_targets", check_targets)
     flat = prepare_inputs(

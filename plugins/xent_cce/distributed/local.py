@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .chunked import compute_dtype
+from ..torch.chunked import compute_dtype
 
 # Elements of one (N, chunk) logits block; a few such blocks are alive at once in backward.
 DEFAULT_CHUNK_ELEMENTS = 1 << 22

@@ -1,7 +1,7 @@
 """Runs ``xent bench linear-ce``: one fresh subprocess per kernel, a reference check, a summary.
 
 The parent process never runs a kernel itself; it only spawns ``python -m
-xent_cce.bench_worker`` for each kernel (so each peak memory is that kernel's alone) and reads
+xent_cce.bench.worker`` for each kernel (so each peak memory is that kernel's alone) and reads
 their JSON lines.
 """
 
@@ -126,7 +126,7 @@ def check_impl(impl: str) -> dict[str, Any] | None:
     """A failed or unavailable row for an impl that cannot run here (no process spawned)."""
     import xent_core
 
-    from .selection import create_kernel
+    from ..selection import create_kernel
 
     try:
         ok, reason = create_kernel(impl).available()
@@ -139,7 +139,7 @@ def worker_command(cfg: BenchConfig, impl: str, **extra: Any) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
-        "xent_cce.bench_worker",
+        "xent_cce.bench.worker",
         "--impl", impl,
         "--tokens", str(cfg.tokens),
         "--vocab", str(cfg.vocab),

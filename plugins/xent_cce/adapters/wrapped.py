@@ -16,8 +16,8 @@ import torch
 
 from xent_core import BadParameterError, NotAvailableError
 
-from .chunked import softmax_stats
-from .semantics import LinearCEOptions, as_options, reduce_tokens
+from ..semantics import LinearCEOptions, as_options, reduce_tokens
+from ..torch.chunked import softmax_stats
 
 
 class WrappedKernel:
@@ -129,7 +129,7 @@ class WrappedKernel:
         logit_scale: float = 1.0,
     ) -> torch.Tensor:
         """Per-token log-sum-exp (N,), differentiable: xent's chunked PyTorch primitive."""
-        from .torch_kernel import CCETorchKernel
+        from ..torch.kernel import CCETorchKernel
 
         return CCETorchKernel().logsumexp(
             hidden, classifier, bias, softcap=softcap, logit_scale=logit_scale
@@ -145,7 +145,7 @@ class WrappedKernel:
         logit_scale: float = 1.0,
     ) -> torch.Tensor:
         """Entropy in nats of each token's softmax (N,): xent's chunked PyTorch primitive."""
-        from .torch_kernel import CCETorchKernel
+        from ..torch.kernel import CCETorchKernel
 
         return CCETorchKernel().token_entropy(
             hidden, classifier, bias, softcap=softcap, logit_scale=logit_scale

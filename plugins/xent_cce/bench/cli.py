@@ -1,7 +1,7 @@
 """``xent bench linear-ce``: side-by-side time and memory of the linear cross-entropy kernels.
 
 Registered by ``xent_cce``'s ``register_commands`` hook as the ``bench`` command group. Also
-runnable without the core CLI: ``python -m xent_cce.bench_cli linear-ce --tokens 4096 ...``.
+runnable without the core CLI: ``python -m xent_cce.bench.cli linear-ce --tokens 4096 ...``.
 Nothing heavy is imported until the command runs.
 """
 
@@ -69,7 +69,7 @@ def linear_ce(
 
     from xent_core import BadParameterError
 
-    from .bench_runner import (
+    from .runner import (
         HEADERS,
         BenchConfig,
         markdown,

@@ -10,16 +10,7 @@ from torch.autograd.function import once_differentiable
 
 from xent_core import validate
 
-from .chunked import (
-    LinearGrads,
-    SoftmaxStats,
-    compute_dtype,
-    fused_fits,
-    fused_loss_and_grad,
-    softmax_grad,
-    softmax_stats,
-)
-from .semantics import (
+from ..semantics import (
     LinearCEOptions,
     LogitMap,
     as_options,
@@ -27,6 +18,8 @@ from .semantics import (
     token_losses,
     token_weights,
 )
+from .chunked import LinearGrads, SoftmaxStats, compute_dtype, softmax_stats
+from .grads import fused_fits, fused_loss_and_grad, softmax_grad
 
 
 @dataclass(frozen=True)

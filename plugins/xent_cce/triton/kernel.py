@@ -9,7 +9,7 @@ import torch
 
 from xent_core import BadInputError, NotAvailableError, validate
 
-from .semantics import LinearCEOptions, LogitMap, as_options, resolve_filter_eps
+from ..semantics import LinearCEOptions, LogitMap, as_options, resolve_filter_eps
 
 __all__ = ["CCETritonKernel", "resolve_filter_eps"]
 
@@ -69,7 +69,7 @@ class CCETritonKernel:
 
     @property
     def _launch(self) -> Any:
-        from ._triton_ops import Launch
+        from .ops import Launch
 
         return Launch(accumulate=self.accumulate)
 
@@ -129,7 +129,7 @@ class CCETritonKernel:
             raise BadInputError(
                 f"cce-triton: targets are on {targets.device} but hidden is on {hidden.device}"
             )
-        from ._triton_ops import LinearCrossEntropyFunction
+        from .ops import LinearCrossEntropyFunction
 
         loss, lse = LinearCrossEntropyFunction.apply(
             hidden, classifier, bias, targets.contiguous(), opts, self._launch
@@ -148,7 +148,7 @@ class CCETritonKernel:
         """Per-token ``log sum_j exp(y_nj)`` ``(N,)``, differentiable, never forming ``(N, V)``."""
         self._check(hidden, classifier, bias)
         lmap = LogitMap(logit_scale, softcap)
-        from ._triton_ops import LogSumExpFunction
+        from .ops import LogSumExpFunction
 
         return LogSumExpFunction.apply(hidden, classifier, _dense(bias), lmap, self._launch)
 
@@ -165,7 +165,7 @@ class CCETritonKernel:
         self._check(hidden, classifier, bias)
         lmap = LogitMap(logit_scale, softcap)
         bias = _dense(bias)
-        from ._triton_ops import row_stats
+        from .ops import row_stats
 
         with torch.no_grad():
             stats = row_stats(

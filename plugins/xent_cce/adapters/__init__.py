@@ -1,0 +1,1 @@
+"""Kernels that wrap another implementation: PyTorch's own (``native``) and peers (``peers``)."""
