@@ -185,14 +185,7 @@ class DataConstrainedLaw(HuberLaw):
     def __init__(
         self,
         base: dict | None = None,
-        delta: float = 1e-3,
-        grid: Any = None,
-        bootstrap: int = 0,
-        seed: int | None = 0,
-        level: float = 0.95,
-        search: str = "halving",
-        n_polish: int = 8,
-        progress: bool = False,
+        **engine: Any,
     ) -> None:
         if base is not None:
             missing = [k for k in BASE_NAMES if k not in base]
@@ -206,16 +199,7 @@ class DataConstrainedLaw(HuberLaw):
         self.internal_names = (
             ("r_n", "r_d") if base is not None else ("a", "b", "e", "alpha", "beta", "r_n", "r_d")
         )
-        self._setup(
-            delta=delta,
-            grid=grid,
-            bootstrap=bootstrap,
-            seed=seed,
-            level=level,
-            search=search,
-            n_polish=n_polish,
-            progress=progress,
-        )
+        super().__init__(**engine)
 
     predict_fn = staticmethod(predict_data_constrained)
 

@@ -74,29 +74,13 @@ class NMTBivariateLaw(HuberLaw):
         self,
         Ne_bar: float | None = None,
         Nd_bar: float | None = None,
-        delta: float = 1e-3,
-        grid: Any = None,
-        bootstrap: int = 0,
-        seed: int | None = 0,
-        level: float = 0.95,
-        search: str = "halving",
-        n_polish: int = 8,
-        progress: bool = False,
+        **engine: Any,
     ) -> None:
         for name, v in (("Ne_bar", Ne_bar), ("Nd_bar", Nd_bar)):
             if v is not None and not (isinstance(v, (int, float)) and v > 0):
                 raise BadParameterError(f"{name} must be a positive number or None, got {v!r}")
         self.Ne_bar, self.Nd_bar = Ne_bar, Nd_bar
-        self._setup(
-            delta=delta,
-            grid=grid,
-            bootstrap=bootstrap,
-            seed=seed,
-            level=level,
-            search=search,
-            n_polish=n_polish,
-            progress=progress,
-        )
+        super().__init__(**engine)
 
     def fit(self, data: Any, **kwargs: Any) -> FitResult:
         cols = self.load(data, kwargs.get("columns"))

@@ -75,14 +75,7 @@ class PowerLaw(HuberLaw):
         self,
         x: str = "N",
         irreducible: bool = True,
-        delta: float = 1e-3,
-        grid: Any = None,
-        bootstrap: int = 0,
-        seed: int | None = 0,
-        level: float = 0.95,
-        search: str = "halving",
-        n_polish: int = 8,
-        progress: bool = False,
+        **engine: Any,
     ) -> None:
         if not isinstance(x, str) or not x:
             raise BadParameterError(f"x must name the input column (N, D, C, ...), got {x!r}")
@@ -90,16 +83,7 @@ class PowerLaw(HuberLaw):
         self.irreducible = bool(irreducible)
         self.internal_names = ("a", "e", "alpha") if self.irreducible else ("a", "alpha")
         self.param_names = ("E", "A", "alpha") if self.irreducible else ("A", "alpha")
-        self._setup(
-            delta=delta,
-            grid=grid,
-            bootstrap=bootstrap,
-            seed=seed,
-            level=level,
-            search=search,
-            n_polish=n_polish,
-            progress=progress,
-        )
+        super().__init__(**engine)
 
     predict_fn = staticmethod(predict_power)
     plot_fn = staticmethod(plot_power)
