@@ -27,9 +27,12 @@ def test_static_spec_equals_live_spec(spec):
     obj = spec.load()
     live = build_spec(target=obj, name=spec.name, kind=spec.kind, plugin=spec.plugin)
     namespace = vars(sys.modules[obj.__module__])
-    assert [(p.name, p.required) for p in spec.params] == [(p.name, p.required) for p in live.params]
-    for s, v in zip(spec.params, live.params):
-        assert s.default == v.default or _value(s.default, namespace) == _value(v.default, {}), s.name
+    pairs = list(zip(spec.params, live.params, strict=False))
+    assert [(s.name, s.required) for s, _ in pairs] == [(v.name, v.required) for _, v in pairs]
+    assert len(spec.params) == len(live.params)
+    for s, v in pairs:
+        same = s.default == v.default or _value(s.default, namespace) == _value(v.default, {})
+        assert same, (s.name, s.default, v.default)
         assert s.description == v.description, s.name
     assert spec.accepts_extra_params == live.accepts_extra_params
     assert (spec.inputs, spec.optional_inputs) == (live.inputs, live.optional_inputs)
