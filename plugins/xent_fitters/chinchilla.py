@@ -72,17 +72,10 @@ class ChinchillaLaw(HuberLaw):
     al. (or ``grid``). ``compute_optimal(C)`` gives (N_opt, D_opt) under C = 6ND, with
     exponents ``a = beta/(alpha+beta)`` and ``b = alpha/(alpha+beta)`` (derived quantities).
 
-    Columns: ``N`` (parameters), ``D`` (tokens), ``loss``. Parameters: ``E``, ``A``, ``B``,
-    ``alpha``, ``beta``.
-
-    Options: ``delta`` Huber threshold (1e-3); ``grid`` starts as a dict over the internal
-    names ``a, b, e, alpha, beta`` or an (S, 5) array; ``bootstrap`` resamples (0 = off);
-    ``seed``; ``level`` of the percentile intervals; ``search`` ``"halving"`` (fast),
-    ``"full"`` (every start to convergence) or ``"exhaustive"`` (scipy from every start);
-    ``n_polish`` end points refined with scipy; ``progress`` bar for the bootstrap.
-
-    Hoffmann et al., "Training Compute-Optimal Large Language Models", arXiv:2203.15556;
-    Besiroglu et al., "Chinchilla Scaling: A replication attempt", arXiv:2404.10102.
+    Columns: ``N`` (parameters), ``D`` (tokens), ``loss``. Fitted parameters: ``E``, ``A``,
+    ``B``, ``alpha``, ``beta``; the internal names of ``grid`` are ``a, b, e, alpha, beta``.
+    The engine options (``delta``, ``grid``, ``bootstrap``, ...) are documented in
+    ``HuberLaw.__init__``.
     """
 
     citation = (

@@ -169,10 +169,11 @@ class DataConstrainedLaw(HuberLaw):
     ``R_N*`` and ``R_D*`` are fitted. The paper finds R_D* = 15.4 and R_N* = 5.3.
 
     Columns: ``N``, ``D`` (tokens trained), ``U`` (unique tokens available), ``loss``.
-    Parameters: ``E``, ``A``, ``B``, ``alpha``, ``beta``, ``R_N_star``, ``R_D_star``.
-    Options: ``base`` dict of the five base parameters (fixed), others as for ``chinchilla``.
+    Fitted parameters: ``E``, ``A``, ``B``, ``alpha``, ``beta``, ``R_N_star``, ``R_D_star``.
 
-    Muennighoff et al., "Scaling Data-Constrained Language Models", arXiv:2305.16264.
+    Args:
+        base: the five base parameters ``E, A, B, alpha, beta``, held fixed (None: fitted).
+        **engine: the engine options of ``chinchilla`` (``delta``, ``grid``, ``bootstrap``, ...).
     """
 
     citation = ("Scaling Data-Constrained Language Models", "arXiv:2305.16264")

@@ -54,11 +54,12 @@ class EntropyPerformanceLaw:
     is exhausted (H = 0) the predicted performance ceiling is ``b - a`` (derived ``ceiling``).
     Bootstrap over points gives standard errors and percentile intervals.
 
-    Columns: ``H``, ``R``. Parameters: ``a``, ``b``. Options: ``bootstrap``, ``seed``,
-    ``level``.
+    Columns: ``H``, ``R``. Fitted parameters: ``a``, ``b``.
 
-    Cui et al., "The Entropy Mechanism of Reinforcement Learning for Reasoning Language
-    Models", arXiv:2505.22617.
+    Args:
+        bootstrap: number of bootstrap resamples of the points (0: off).
+        seed: random seed of the bootstrap.
+        level: coverage of the percentile intervals, in (0, 1).
     """
 
     citation = (

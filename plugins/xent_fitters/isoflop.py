@@ -111,11 +111,15 @@ class IsoFLOPLaw:
     data) when ``bootstrap > 0``, else the OLS t-intervals.
 
     Columns: ``C``, ``N``, ``loss`` and optionally ``D``; or ``C``, ``N_opt`` [, ``D_opt``].
-    Parameters: ``a``, ``b`` (exponents of N* and D*), ``k_N``, ``k_D``.
-    Options: ``budget_rtol`` relative tolerance grouping C values into budgets; ``min_points``
-    per budget (>= 3); ``bootstrap``; ``seed``; ``level``; ``progress``.
+    Fitted parameters: ``a``, ``b`` (exponents of N* and D*), ``k_N``, ``k_D``.
 
-    Hoffmann et al., "Training Compute-Optimal Large Language Models", arXiv:2203.15556.
+    Args:
+        budget_rtol: relative tolerance grouping C values into one budget.
+        min_points: fewest runs per budget for its parabola (>= 3).
+        bootstrap: number of bootstrap resamples (0: OLS t-intervals).
+        seed: random seed of the bootstrap.
+        level: coverage of the intervals, in (0, 1).
+        progress: show a progress bar during the bootstrap.
     """
 
     citation = ("Training Compute-Optimal Large Language Models", "arXiv:2203.15556")

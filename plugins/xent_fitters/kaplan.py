@@ -74,11 +74,9 @@ class KaplanLaw(HuberLaw):
     ``n_c = log N_c``, ``d_c = log D_c``, ``alpha_N``, ``alpha_D`` (or ``grid``).
     ``compute_optimal(C)`` minimises it under C = 6ND: N_opt ~ C^(alpha_D/(alpha_N+alpha_D)).
 
-    Columns: ``N`` (non-embedding parameters), ``D`` (tokens), ``loss``. Parameters:
+    Columns: ``N`` (non-embedding parameters), ``D`` (tokens), ``loss``. Fitted parameters:
     ``N_c``, ``D_c``, ``alpha_N``, ``alpha_D``. The paper reports alpha_N = 0.076,
-    alpha_D = 0.103, N_c = 6.4e13, D_c = 1.8e13. Other options as for ``chinchilla``.
-
-    Kaplan et al., "Scaling Laws for Neural Language Models", arXiv:2001.08361.
+    alpha_D = 0.103, N_c = 6.4e13, D_c = 1.8e13. Engine options as for ``chinchilla``.
     """
 
     citation = ("Scaling Laws for Neural Language Models", "arXiv:2001.08361")

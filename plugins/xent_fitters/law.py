@@ -85,7 +85,20 @@ class HuberLaw:
         n_polish: int = 8,
         progress: bool = False,
     ) -> None:
-        """The engine options every law shares (laws without options of their own inherit it)."""
+        """The engine options every law shares (laws without options of their own inherit it).
+
+        Args:
+            delta: Huber threshold on the log residuals (> 0).
+            grid: starts, as a dict over the law's internal names or an (S, k) array (None: the
+                law's default grid).
+            bootstrap: number of bootstrap refits for standard errors and intervals (0: off).
+            seed: random seed of the bootstrap.
+            level: coverage of the percentile intervals, in (0, 1).
+            search: ``"halving"`` (fast), ``"full"`` (every start to convergence) or
+                ``"exhaustive"`` (scipy from every start).
+            n_polish: number of end points refined with scipy.
+            progress: show a progress bar during the bootstrap.
+        """
         self._setup(
             delta=delta,
             grid=grid,

@@ -87,11 +87,13 @@ class LRAnnealingLaw:
     (``huber_delta``) of log residuals from a grid of starts; ``fit.predict(lr=, step=)`` predicts
     the curve of any other schedule; ``fit.evaluate(curves)`` scores held-out curves.
 
-    Parameters: ``decay_factor`` lambda (0.999; None picks the best of 0.99 .. 0.9995 by the
-    objective); ``warmup_steps`` k0 (None: detected); ``huber_delta`` (1e-3); ``bootstrap``
-    resamples of the points for standard errors and intervals (0: none); ``seed``.
-
-    Citation: Tissue et al., "Scaling Law with Learning Rate Annealing", arXiv:2408.11029.
+    Args:
+        decay_factor: momentum lambda of the annealing area (None: the best of 0.99 .. 0.9995
+            by the objective).
+        warmup_steps: k0, the step the annealing area starts at (None: detected).
+        huber_delta: Huber threshold on the log residuals.
+        bootstrap: refits on resampled points for standard errors and intervals (0: none).
+        seed: random seed of the bootstrap.
     """
 
     #: fits whole loss curves with their per-step LR schedule, not a table of runs

@@ -165,13 +165,13 @@ class MultiPowerLaw:
     ``fit.evaluate(curves)`` scores held-out curves (R^2, MAE, RMSE, PredE, WorstE);
     ``MultiPowerLaw.from_params(L0=..., ...)`` evaluates given (e.g. published) parameters.
 
-    Parameters: ``huber_delta`` (1e-3); ``warmup_steps`` (0: decay term over the whole schedule,
-    as the published fits; W > 0 starts it at step W; None detects the end of warmup);
-    ``bootstrap``: refits on resampled points for standard errors and intervals (0: none);
-    ``seed``; ``max_evals`` of the final fit.
-
-    Citation: Luo et al., "A Multi-Power Law for Loss Curve Prediction Across Learning Rate
-    Schedules", arXiv:2503.12811.
+    Args:
+        huber_delta: Huber threshold on the log residuals.
+        warmup_steps: step the decay term starts at (0: the whole schedule, as the published
+            fits; None: detect the end of warmup).
+        bootstrap: refits on resampled points for standard errors and intervals (0: none).
+        seed: random seed of the bootstrap.
+        max_evals: evaluation budget of the final fit.
     """
 
     #: fits whole loss curves with their per-step LR schedule, not a table of runs

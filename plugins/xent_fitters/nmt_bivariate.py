@@ -55,10 +55,13 @@ class NMTBivariateLaw(HuberLaw):
     Huber loss (``delta``). For a total ``N = Ne + Nd`` the loss is smallest at
     ``Ne = N p_e/(p_e+p_d)``: ``fit.optimal_split(N)``; derived ``encoder_fraction``.
 
-    Columns: ``Ne``, ``Nd``, ``loss``. Parameters: ``alpha``, ``p_e``, ``p_d``, ``L_inf``.
-    Other options as for ``chinchilla``.
+    Columns: ``Ne``, ``Nd``, ``loss``. Fitted parameters: ``alpha``, ``p_e``, ``p_d``,
+    ``L_inf``.
 
-    Ghorbani et al., "Scaling Laws for Neural Machine Translation", arXiv:2109.07740.
+    Args:
+        Ne_bar: reference encoder size (None: geometric mean of the data's ``Ne``).
+        Nd_bar: reference decoder size (None: geometric mean of the data's ``Nd``).
+        **engine: the engine options of ``chinchilla`` (``delta``, ``grid``, ``bootstrap``, ...).
     """
 
     citation = ("Scaling Laws for Neural Machine Translation", "arXiv:2109.07740")

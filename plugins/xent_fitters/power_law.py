@@ -57,11 +57,13 @@ class PowerLaw(HuberLaw):
     from a data-driven grid of starts (alpha in 0.02..1.5, E as a fraction of the smallest
     loss, A by least squares) or ``grid`` over the internal names ``a, e, alpha``.
 
-    Columns: the input named by ``x`` (default ``N``) and ``loss``. Parameters: ``E``, ``A``,
-    ``alpha``. Other options as for ``chinchilla``.
+    Columns: the input named by ``x`` and ``loss``. Fitted parameters: ``E``, ``A``,
+    ``alpha``.
 
-    Henighan et al., "Scaling Laws for Autoregressive Generative Modeling", arXiv:2010.14701;
-    Kaplan et al., "Scaling Laws for Neural Language Models", arXiv:2001.08361.
+    Args:
+        x: name of the input column (``N``, ``D``, ``C``, ...).
+        irreducible: fit the constant ``E`` (False: ``L = A x^-alpha``).
+        **engine: the engine options of ``chinchilla`` (``delta``, ``grid``, ``bootstrap``, ...).
     """
 
     citation = (

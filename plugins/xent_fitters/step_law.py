@@ -109,8 +109,12 @@ class StepLaw:
     ``StepLaw.from_bootstrap(path)`` loads published bootstrap fits (the Step Law repository's
     ``lr_intercept, lr_coefN, lr_coefD, bs_intercept, bs_coefD`` file).
 
-    Citation: Li et al., "Predictable Scale: Part I -- Optimal Hyperparameter Scaling Law in
-    Large Language Model Pretraining", arXiv:2503.04715.
+    Args:
+        threshold: keep the runs within this relative distance of each (N, D) group's minimum
+            loss.
+        seq_len: tokens per sequence, to turn a ``bs`` column into ``batch_tokens``.
+        bootstrap: number of bootstrap resamples of the kept runs (0: plain OLS).
+        seed: random seed of the bootstrap.
     """
 
     citation = (
