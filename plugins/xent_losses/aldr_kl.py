@@ -44,11 +44,18 @@ class ALDRKLLoss(Loss):
     official script uses ``softmax(s / lam_i)`` without the margin and adds 1e-5 to p; with
     ``margin = 0`` the two coincide.
 
-    Parameters (defaults of the official experiment script): ``num_samples`` (size of the
-    training set, required), ``margin`` (>= 0, 0.1), ``lam0`` (> 0, 10.0), ``alpha`` (> 1, 2.0),
-    ``normalize`` (``abs-mean``, the official ALDR-KL scaling ``f / mean |f|``; also
-    ``softplus-mean``, ``none``), ``ignore_index`` (-100), ``reduction``. Inputs: ``logits``
-    (..., C), ``targets`` class ids (...), ``sample_ids`` int (...) in [0, num_samples).
+    Inputs: ``logits`` (..., C), ``targets`` class ids (...), ``sample_ids`` int (...) in
+    [0, num_samples). Defaults are those of the official experiment script.
+
+    Args:
+        num_samples: size of the training set (number of per-sample temperatures).
+        margin: margin added to the gaps of the wrong classes (>= 0).
+        lam0: initial and largest temperature (> 0).
+        alpha: strength of the pull of lam towards lam0 (> 1).
+        normalize: score rescaling, ``abs-mean`` (``f / mean |f|``, the official ALDR-KL),
+            ``softplus-mean`` or ``none``.
+        ignore_index: target id of the items to ignore.
+        reduction: ``"mean"`` (over non-ignored items), ``"sum"`` or ``"none"``.
 
     Citation: Zhu, Ying, Yang, "Label Distributionally Robust Losses for Multi-class
     Classification: Consistency, Robustness and Adaptivity" (arXiv:2112.14869), ICML 2023.

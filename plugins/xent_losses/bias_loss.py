@@ -80,9 +80,13 @@ class BiasLoss(Loss):
     a constant shift of the same curve for alpha = beta); per-batch min-max scaling (the paper's
     description; the code also offers a running minimum); unbiased variance (torch.var default).
 
-    Parameters: ``alpha`` (0.3), ``beta`` (0.3, < 1 so weights stay positive), ``ignore_index``
-    (-100), ``reduction`` (``mean``/``sum``/``none``). Inputs: ``logits`` (..., C), ``targets``
-    class ids (...), ``features`` (..., *).
+    Inputs: ``logits`` (..., C), ``targets`` class ids (...), ``features`` (..., *).
+
+    Args:
+        alpha: slope of the weight ``exp(alpha v) - beta`` in the scaled variance ``v``.
+        beta: offset of the weight (< 1, so weights stay positive).
+        ignore_index: target id of the items to ignore.
+        reduction: ``"mean"`` (over non-ignored items), ``"sum"`` or ``"none"``.
 
     Citation: Abrahamyan, Ziatchin, Chen, Deligiannis, "Bias Loss for Mobile Neural Networks"
     (arXiv:2107.11170), ICCV 2021.

@@ -58,8 +58,12 @@ class CompSumLoss(Loss):
     cross-entropy with parameter q, and tau = 2 the mean absolute error ``1 - p_y``. It is computed
     from ``log p_y`` with ``expm1``, stable in float32 for any tau >= 0.
 
-    Parameters: ``tau`` (>= 0, default 1.0), ``ignore_index`` (-100), ``reduction``
-    (``mean``/``sum``/``none``). Inputs: ``logits`` (..., C), ``targets`` class ids (...).
+    Inputs: ``logits`` (..., C), ``targets`` class ids (...).
+
+    Args:
+        tau: member of the family (>= 0): 0 sum-exponential, 1 cross-entropy, 2 MAE.
+        ignore_index: target id of the items to ignore.
+        reduction: ``"mean"`` (over non-ignored items), ``"sum"`` or ``"none"``.
 
     Citation: Mao, Mohri, Zhong, "Cross-Entropy Loss Functions: Theoretical Analysis and
     Applications" (arXiv:2304.07288), section 3 (comp-sum losses).

@@ -78,9 +78,14 @@ class DiceLoss(Loss):
     paper writes the per-item binary DSC with an unsquared denominator (``square_denominator=
     False``, alpha = 1).
 
-    Parameters: ``alpha`` (>= 0, 0.01), ``smooth`` (gamma > 0, 1.0), ``square_denominator``
-    (True), ``ignore_index`` (-100), ``reduction`` (``mean``/``sum``/``none``). Inputs:
-    ``logits`` (..., C), ``targets`` class ids (...) or probabilities (..., C).
+    Inputs: ``logits`` (..., C), ``targets`` class ids (...) or probabilities (..., C).
+
+    Args:
+        alpha: exponent of the self-adjusting factor ``(1 - p)^alpha`` (>= 0).
+        smooth: smoothing term gamma of the Dice ratio (> 0).
+        square_denominator: square ``t`` and ``y`` in the denominator (the official code).
+        ignore_index: target id of the items to ignore.
+        reduction: ``"mean"`` (over non-ignored items), ``"sum"`` or ``"none"``.
 
     Citation: Li, Sun, Meng, Liang, Wu, Li, "Dice Loss for Data-imbalanced NLP Tasks"
     (arXiv:1911.02855), ACL 2020.

@@ -103,10 +103,15 @@ class EMOLoss(Loss):
     a buffer, e.g. a frozen copy of the initial output layer, as in the paper), otherwise the
     ``classifier`` input (V, D) of each call (the current output layer, detached).
 
-    Parameters: ``embedding`` (tensor (V, D) or none), ``mix`` (``dynamic``/``none``),
-    ``max_ratio`` (> 0 or none), ``ignore_index`` (-100), ``reduction``. Inputs: ``logits``
-    (..., V), ``targets`` class ids (...) or probabilities (..., V), optional ``classifier``
-    (V, D).
+    Inputs: ``logits`` (..., V), ``targets`` class ids (...) or probabilities (..., V), optional
+    ``classifier`` (V, D).
+
+    Args:
+        embedding: fixed (V, D) cost embedding (None: the ``classifier`` input of each call).
+        mix: ``dynamic`` (CE plus DEMD rescaled to CE's size) or ``none`` (DEMD alone).
+        max_ratio: cap on ``CE / DEMD`` in the dynamic mix (> 0; None: no cap).
+        ignore_index: target id of the items to ignore.
+        reduction: ``"mean"`` (over non-ignored items), ``"sum"`` or ``"none"``.
 
     Citation: Ren, Wu, Zhu, "EMO: Earth Mover Distance Optimization for Auto-Regressive Language
     Modeling" (arXiv:2310.04691), ICLR 2024.

@@ -60,9 +60,13 @@ class FocalLoss(Loss):
     gamma = 0 and alpha = None give exactly cross-entropy. ``1 - p_t`` is computed as
     ``-expm1(log p_t)``.
 
-    Parameters: ``gamma`` (>= 0, default 2.0, the paper's choice), ``alpha`` (default none),
-    ``ignore_index`` (-100), ``reduction`` (``mean``/``sum``/``none``). Inputs: ``logits``
-    (..., C), ``targets`` class ids (...).
+    Inputs: ``logits`` (..., C), ``targets`` class ids (...).
+
+    Args:
+        gamma: focusing exponent (>= 0; 2.0 is the paper's choice).
+        alpha: None, one global factor, or a list of per-class weights ``alpha[y]``.
+        ignore_index: target id of the items to ignore.
+        reduction: ``"mean"`` (over non-ignored items), ``"sum"`` or ``"none"``.
 
     Citation: Lin, Goyal, Girshick, He, Dollar, "Focal Loss for Dense Object Detection"
     (arXiv:1708.02002).

@@ -35,9 +35,12 @@ class GeneralizedCrossEntropyLoss(Loss):
     ``l = (1 - p_y^q) / q``: q -> 0 recovers cross-entropy, q = 1 gives ``1 - p_y`` (MAE). It is
     the member tau = 1 + q of the comp-sum family and is computed the same stable way.
 
-    Parameters: ``q`` (>= 0, default 0.7 as recommended by Zhang & Sabuncu), ``ignore_index``
-    (-100), ``reduction`` (``mean``/``sum``/``none``). Inputs: ``logits`` (..., C), ``targets``
-    class ids (...).
+    Inputs: ``logits`` (..., C), ``targets`` class ids (...).
+
+    Args:
+        q: exponent (>= 0; 0.7 as recommended by Zhang & Sabuncu; q -> 0 is cross-entropy).
+        ignore_index: target id of the items to ignore.
+        reduction: ``"mean"`` (over non-ignored items), ``"sum"`` or ``"none"``.
 
     Citations: Zhang, Sabuncu, "Generalized Cross Entropy Loss for Training Deep Neural Networks
     with Noisy Labels" (arXiv:1805.07836); Mao, Mohri, Zhong, "Cross-Entropy Loss Functions:

@@ -81,10 +81,14 @@ class HLGaussLoss(Loss):
     (:func:`hl_gauss_predict`). NaN values mark ignored items. Documented choice: values outside
     [vmin, vmax] are clamped to it, so the target is always a proper histogram.
 
-    Parameters: ``vmin``, ``vmax`` (required, vmin < vmax), ``num_bins`` (required, >= 2),
-    ``sigma_ratio`` (> 0, default 0.75: sigma is 0.75 bin widths, the paper's recommendation),
-    ``reduction`` (``mean``/``sum``/``none``). Inputs: ``logits`` (..., num_bins), ``values``
-    float (...).
+    Inputs: ``logits`` (..., num_bins), ``values`` float (...).
+
+    Args:
+        vmin: lower end of the support.
+        vmax: upper end of the support (> vmin).
+        num_bins: number of bins (>= 2).
+        sigma_ratio: Gaussian width in bin widths (> 0; 0.75 is the paper's recommendation).
+        reduction: ``"mean"`` (over non-ignored items), ``"sum"`` or ``"none"``.
 
     Citation: Farebrother et al., "Stop Regressing: Training Value Functions via Classification
     for Scalable Deep RL" (arXiv:2403.03950).

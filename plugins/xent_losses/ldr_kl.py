@@ -84,9 +84,15 @@ class LDRKLLoss(Loss):
     ``softplus-mean`` (default, the official LDR-KL: ``softplus(f) / mean softplus(f)``),
     ``abs-mean`` (``f / mean |f|``, the official ALDR-KL) or ``none``.
 
-    Parameters (defaults of the official experiment script): ``margin`` (>= 0, 0.1), ``lam``
-    (> 0, 10.0), ``normalize`` (``softplus-mean``), ``ignore_index`` (-100), ``reduction``
-    (``mean``/``sum``/``none``). Inputs: ``logits`` (..., C), ``targets`` class ids (...).
+    Inputs: ``logits`` (..., C), ``targets`` class ids (...). Defaults are those of the official
+    experiment script.
+
+    Args:
+        margin: margin added to the gaps of the wrong classes (>= 0).
+        lam: temperature of the KL penalty (> 0).
+        normalize: score rescaling, ``softplus-mean``, ``abs-mean`` or ``none``.
+        ignore_index: target id of the items to ignore.
+        reduction: ``"mean"`` (over non-ignored items), ``"sum"`` or ``"none"``.
 
     Citation: Zhu, Ying, Yang, "Label Distributionally Robust Losses for Multi-class
     Classification: Consistency, Robustness and Adaptivity" (arXiv:2112.14869), ICML 2023.

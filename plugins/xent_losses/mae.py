@@ -30,8 +30,11 @@ class MAELoss(Loss):
     write MAE as ``||e_y - p||_1 = 2 (1 - p_y)``, twice this value (same minimiser, half the
     gradient).
 
-    Parameters: ``ignore_index`` (-100), ``reduction`` (``mean``/``sum``/``none``). Inputs:
-    ``logits`` (..., C), ``targets`` class ids (...).
+    Inputs: ``logits`` (..., C), ``targets`` class ids (...).
+
+    Args:
+        ignore_index: target id of the items to ignore.
+        reduction: ``"mean"`` (over non-ignored items), ``"sum"`` or ``"none"``.
 
     Citations: Ghosh, Kumar, Sastry, "Robust Loss Functions under Label Noise for Deep Neural
     Networks" (arXiv:1712.09482); Mao, Mohri, Zhong, "Cross-Entropy Loss Functions: Theoretical

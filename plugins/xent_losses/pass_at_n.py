@@ -73,11 +73,14 @@ class PassAtNLoss(Loss):
     ``p_y < exp(-40)`` it is ``-log(N p_y)`` (relative error below N * 1e-18), which stays finite
     where ``p_y`` underflows.
 
-    Parameters: ``n`` (integer >= 1, default 4; the paper sets it to the test-time number of
-    samples, there is no universal default), ``ignore_index`` (-100), ``reduction``
-    (``mean``/``sum``/``none``). Inputs: ``logits`` (..., C) with C >= 2, ``targets`` class ids.
-    Applied here per item (class or token); the paper applies it to the probability of a whole
-    answer.
+    Inputs: ``logits`` (..., C) with C >= 2, ``targets`` class ids. Applied here per item (class
+    or token); the paper applies it to the probability of a whole answer.
+
+    Args:
+        n: number of samples N (integer >= 1); the paper sets it to the test-time number of
+            samples, there is no universal default.
+        ignore_index: target id of the items to ignore.
+        reduction: ``"mean"`` (over non-ignored items), ``"sum"`` or ``"none"``.
 
     Citation: Chen, Raventos, Cheng, Ganguli, Druckmann, "Rethinking Fine-Tuning when Scaling
     Test-Time Compute: Limiting Confidence Improves Mathematical Reasoning" (arXiv:2502.07154).

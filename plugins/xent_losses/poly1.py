@@ -49,9 +49,12 @@ class Poly1Loss(Loss):
     ``-sum_k q_k log p_k``. epsilon = 0 gives exactly cross-entropy; epsilon = -1 removes the
     leading polynomial term.
 
-    Parameters: ``epsilon`` (>= -1, default 1.0), ``ignore_index`` (-100), ``reduction``
-    (``mean``/``sum``/``none``). Inputs: ``logits`` (..., C), ``targets`` class ids (...) or
-    probabilities (..., C).
+    Inputs: ``logits`` (..., C), ``targets`` class ids (...) or probabilities (..., C).
+
+    Args:
+        epsilon: coefficient of the ``(1 - p_t)`` term (>= -1).
+        ignore_index: target id of the items to ignore.
+        reduction: ``"mean"`` (over non-ignored items), ``"sum"`` or ``"none"``.
 
     Citation: Leng et al., "PolyLoss: A Polynomial Expansion Perspective of Classification Loss
     Functions" (arXiv:2204.12511).

@@ -71,9 +71,13 @@ class TwoHotLoss(Loss):
     ignored items. Documented choice: atoms at the bin locations including both ends (HL-Gauss
     uses bin centres); values outside the support are clamped.
 
-    Parameters: ``vmin``, ``vmax`` (required, vmin < vmax), ``num_bins`` (required, >= 2),
-    ``reduction`` (``mean``/``sum``/``none``). Inputs: ``logits`` (..., num_bins), ``values``
-    float (...).
+    Inputs: ``logits`` (..., num_bins), ``values`` float (...).
+
+    Args:
+        vmin: first atom of the support.
+        vmax: last atom of the support (> vmin).
+        num_bins: number of atoms (>= 2).
+        reduction: ``"mean"`` (over non-ignored items), ``"sum"`` or ``"none"``.
 
     Citation: Farebrother et al., "Stop Regressing: Training Value Functions via Classification
     for Scalable Deep RL" (arXiv:2403.03950); two-hot targets as in Schrittwieser et al.,

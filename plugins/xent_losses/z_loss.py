@@ -33,8 +33,12 @@ class ZLoss(Loss):
     the term averages over the same tokens as the cross-entropy it accompanies
     (``xent_core.stack("cross-entropy + z-loss")``).
 
-    Parameters: ``coefficient`` (>= 0, default 1e-4 as in PaLM), ``ignore_index`` (-100),
-    ``reduction`` (``mean``/``sum``/``none``). Inputs: ``logits`` (..., C), optional ``targets``.
+    Inputs: ``logits`` (..., C), optional ``targets``.
+
+    Args:
+        coefficient: weight of ``logsumexp^2`` (>= 0; 1e-4 as in PaLM).
+        ignore_index: target id of the items to ignore.
+        reduction: ``"mean"`` (over non-ignored items), ``"sum"`` or ``"none"``.
 
     Citation: Chowdhery et al., "PaLM: Scaling Language Modeling with Pathways"
     (arXiv:2204.02311), section 5 ("z_loss = 1e-4 * log^2 Z").
