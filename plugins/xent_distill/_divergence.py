@@ -18,6 +18,13 @@ class DivergenceLoss(Loss):
     A subclass overrides :meth:`row_divergence` (and :meth:`output_scale` when it rescales the
     loss) and, if it has parameters of its own, an ``__init__`` that lists every parameter
     (xent reads a component's parameters from the nearest ``__init__``).
+
+    Args:
+        temperature: softmax temperature T of teacher and student (> 0).
+        tail: tail of a top-k teacher, ``"bucket"`` (one extra cell) or ``"renormalise"``.
+        ignore_index: rows whose ``targets`` equal it are masked.
+        reduction: ``"mean"`` over kept rows (or ``num_items`` when given), ``"sum"`` or ``"none"``.
+        vocab_align: ``"error"`` or ``"truncate"`` (cut both sides to the common vocabulary).
     """
 
     def __init__(
@@ -74,6 +81,14 @@ class LinearDivergenceLoss(Loss):
 
     Subclasses list every parameter in their ``__init__`` and override :meth:`spec`, which says
     what the chunked pass computes.
+
+    Args:
+        temperature: softmax temperature T of teacher and student (> 0).
+        softcap: cap ``c`` of both sides' logits, ``c * tanh(z / c)`` (None: no cap).
+        chunk_size: tokens per block of the chunked pass.
+        ignore_index: rows whose ``targets`` equal it are masked.
+        reduction: ``"mean"`` over kept rows (or ``num_items`` when given), ``"sum"`` or ``"none"``.
+        vocab_align: ``"error"`` or ``"truncate"`` (cut both sides to the common vocabulary).
     """
 
     def __init__(

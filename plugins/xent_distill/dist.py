@@ -27,9 +27,15 @@ class DIST(Loss):
     teacher is expanded to all C classes (``"renormalise"``: zero outside the top-k;
     ``"bucket"``: the tail mass spread uniformly), since the intra-class term needs one class axis.
 
-    Parameters: ``beta`` (inter weight, >= 0, default 1.0), ``gamma`` (intra weight, >= 0,
-    default 1.0), ``temperature`` (> 0, default 1.0), ``scale_by_t2`` (default True), ``tail``,
-    ``ignore_index``, ``reduction``, ``vocab_align``.
+    Args:
+        beta: weight of the inter-class (per token) term (>= 0).
+        gamma: weight of the intra-class (per class) term (>= 0).
+        temperature: softmax temperature T of teacher and student (> 0).
+        scale_by_t2: multiply by ``T^2``, keeping the gradient scale independent of T.
+        tail: tail of a top-k teacher, ``"bucket"`` (one extra cell) or ``"renormalise"``.
+        ignore_index: rows whose ``targets`` equal it are masked.
+        reduction: ``"mean"`` (the paper's loss) or ``"sum"``.
+        vocab_align: ``"error"`` or ``"truncate"`` (cut both sides to the common vocabulary).
 
     Citation: Huang, You, Wang, Qian, Xu, "Knowledge Distillation from A Stronger Teacher",
     arXiv:2205.10536.

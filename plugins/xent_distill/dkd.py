@@ -24,9 +24,17 @@ class DKD(Loss):
     (see ``tail``), the target's cell being the one that contains ``y`` (for ``"renormalise"``
     and ``y`` outside the top-k: ``p_y = q_y = 0``, so only NCKD remains).
 
-    Parameters: ``alpha`` (>= 0, default 1.0), ``beta`` (>= 0, default 8.0), ``temperature``
-    (> 0, default 4.0; the paper's CIFAR-100 settings), ``scale_by_t2`` (default True), ``tail``,
-    ``ignore_index``, ``reduction``, ``vocab_align`` (as in ``kd``). ``targets`` are required.
+    ``targets`` are required; the defaults are the paper's CIFAR-100 settings.
+
+    Args:
+        alpha: weight of the target-class term TCKD (>= 0).
+        beta: weight of the non-target term NCKD (>= 0).
+        temperature: softmax temperature T of teacher and student (> 0).
+        scale_by_t2: multiply by ``T^2``, keeping the gradient scale independent of T.
+        tail: tail of a top-k teacher, ``"bucket"`` (one extra cell) or ``"renormalise"``.
+        ignore_index: rows whose ``targets`` equal it are masked.
+        reduction: ``"mean"`` over kept rows (or ``num_items`` when given), ``"sum"`` or ``"none"``.
+        vocab_align: ``"error"`` or ``"truncate"`` (cut both sides to the common vocabulary).
 
     Citation: Zhao, Cui, Song, Qiu, Liang, "Decoupled Knowledge Distillation", arXiv:2203.08679.
     """

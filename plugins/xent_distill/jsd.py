@@ -28,9 +28,12 @@ class JSD(DivergenceLoss):
     ``JSD_beta`` of the GKD paper (which tends to 0 at both ends). The computation keeps full
     precision near the ends (``log1p``/``expm1`` of the mixture ratio).
 
-    Parameters: ``beta`` in [0, 1] (default 0.5), ``temperature`` (> 0, default 1.0),
-    ``normalize`` (default True), ``tail``, ``ignore_index``, ``reduction``, ``vocab_align``
-    (as in ``kd``).
+    The shared parameters (``temperature``, ``tail``, ``ignore_index``, ``reduction``,
+    ``vocab_align``) are documented on ``DivergenceLoss``.
+
+    Args:
+        beta: mixture weight of the teacher in ``m``, in [0, 1].
+        normalize: divide by ``beta (1 - beta)`` (continuous at both ends).
 
     Citation: Agarwal et al., "On-Policy Distillation of Language Models: Learning from
     Self-Generated Mistakes" (GKD), arXiv:2306.13649.

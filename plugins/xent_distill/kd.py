@@ -22,10 +22,11 @@ class KD(DivergenceLoss):
     ``teacher_logits`` (..., C) or a top-k teacher (``teacher_topk_ids`` + ``teacher_topk_logprobs``,
     tail treated as ``tail`` says, see the distillation docs); it is never differentiated.
 
-    Parameters: ``temperature`` (> 0, default 1.0), ``scale_by_t2`` (default True), ``tail``
-    (``"bucket"`` or ``"renormalise"``, for top-k teachers), ``ignore_index`` (rows whose
-    ``targets`` equal it are masked, default -100), ``reduction`` (``mean`` over kept rows, or
-    ``num_items`` when given; ``sum``; ``none``), ``vocab_align`` (``"error"`` or ``"truncate"``).
+    The shared parameters (``temperature``, ``tail``, ``ignore_index``, ``reduction``,
+    ``vocab_align``) are documented on ``DivergenceLoss``.
+
+    Args:
+        scale_by_t2: multiply by ``T^2``, keeping the gradient scale independent of T.
 
     Citation: Hinton, Vinyals, Dean, "Distilling the Knowledge in a Neural Network",
     arXiv:1503.02531.

@@ -22,9 +22,12 @@ class LinearJSD(LinearDivergenceLoss):
     closed-form gradients; the teacher side is never differentiated. ``ignore_index``,
     ``num_items``, ``softcap``, ``chunk_size`` and ``vocab_align`` as in ``linear-kd``.
 
-    Parameters: ``beta`` in [0, 1] (default 0.5), ``temperature`` (> 0, default 1.0),
-    ``normalize`` (default True), ``softcap`` (None or > 0), ``chunk_size`` (default 256),
-    ``ignore_index`` (-100), ``reduction``, ``vocab_align``.
+    The shared parameters (``temperature``, ``softcap``, ``chunk_size``, ``ignore_index``,
+    ``reduction``, ``vocab_align``) are documented on ``LinearDivergenceLoss``.
+
+    Args:
+        beta: mixture weight of the teacher in ``m``, in [0, 1].
+        normalize: divide by ``beta (1 - beta)`` (continuous at both ends).
 
     Citation: Agarwal et al., "On-Policy Distillation of Language Models: Learning from
     Self-Generated Mistakes" (GKD), arXiv:2306.13649.

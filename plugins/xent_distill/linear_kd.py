@@ -22,10 +22,11 @@ class LinearKD(LinearDivergenceLoss):
     the kept rows or by ``num_items``. The student and teacher hidden sizes may differ; their
     vocabularies must match unless ``vocab_align="truncate"``.
 
-    Parameters: ``temperature`` (> 0, default 1.0), ``scale_by_t2`` (default True), ``softcap``
-    (None or > 0, both sides), ``chunk_size`` (tokens per block, default 256), ``ignore_index``
-    (-100), ``reduction`` (``mean``, ``sum``, ``none``), ``vocab_align`` (``"error"`` or
-    ``"truncate"``).
+    The shared parameters (``temperature``, ``softcap``, ``chunk_size``, ``ignore_index``,
+    ``reduction``, ``vocab_align``) are documented on ``LinearDivergenceLoss``.
+
+    Args:
+        scale_by_t2: multiply by ``T^2``, keeping the gradient scale independent of T.
 
     Citation: Hinton, Vinyals, Dean, "Distilling the Knowledge in a Neural Network",
     arXiv:1503.02531; chunked linear losses as in Wijmans et al., "Cut Your Losses in

@@ -75,9 +75,15 @@ class PLD(Loss):
     ``"renormalise"`` over the k, or ``"bucket"`` with the tail as an extra cell); a label outside
     the top-k gets weight 0 since the teacher's probability for it is not known.
 
-    Parameters: ``temperature`` (> 0, default 1.0), ``top_k`` (None = full, or an int >= 1),
-    ``tail``, ``ignore_index``, ``reduction``, ``vocab_align`` (as in ``kd``). ``targets`` are
-    required.
+    ``targets`` are required.
+
+    Args:
+        temperature: temperature of the teacher's weights (> 0).
+        top_k: rank only the label and the ``top_k`` highest other classes (None: all).
+        tail: tail of a top-k teacher, ``"bucket"`` (one extra cell) or ``"renormalise"``.
+        ignore_index: rows whose ``targets`` equal it are masked.
+        reduction: ``"mean"`` over kept rows (or ``num_items`` when given), ``"sum"`` or ``"none"``.
+        vocab_align: ``"error"`` or ``"truncate"`` (cut both sides to the common vocabulary).
 
     Citation: Bassam, Zhu, Bian, "PLD: A Choice-Theoretic List-Wise Knowledge Distillation",
     arXiv:2506.12542.

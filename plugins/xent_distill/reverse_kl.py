@@ -22,8 +22,8 @@ class ReverseKL(DivergenceLoss):
     value. Teacher forms, ``tail``, ``ignore_index``, ``reduction``, ``num_items`` and
     ``vocab_align`` as in ``kd``.
 
-    Parameters: ``temperature`` (> 0, default 1.0), ``tail``, ``ignore_index``, ``reduction``,
-    ``vocab_align``.
+    The shared parameters (``temperature``, ``tail``, ``ignore_index``, ``reduction``,
+    ``vocab_align``) are documented on ``DivergenceLoss``.
 
     Citation: Gu, Dong, Wei, Huang, "MiniLLM: Knowledge Distillation of Large Language Models",
     arXiv:2306.08543.

@@ -22,8 +22,11 @@ class SkewKL(DivergenceLoss):
     Mixing a little of the teacher into the student bounds the log-ratio by ``-log alpha``, which
     keeps the gradients finite where the student puts almost no mass.
 
-    Parameters: ``alpha`` in [0, 1] (default 0.1), ``temperature`` (> 0, default 1.0), ``tail``,
-    ``ignore_index``, ``reduction``, ``vocab_align`` (as in ``kd``).
+    The shared parameters (``temperature``, ``tail``, ``ignore_index``, ``reduction``,
+    ``vocab_align``) are documented on ``DivergenceLoss``.
+
+    Args:
+        alpha: weight of the mixed-in distribution, in [0, 1].
 
     Citation: Ko, Kim, Chen, Yun, "DistiLLM: Towards Streamlined Distillation for Large Language
     Models", arXiv:2402.03898.

@@ -19,8 +19,11 @@ class SkewReverseKL(DivergenceLoss):
 
         skew_reverse_kl = sum_c q_c (log q_c - log(alpha q_c + (1 - alpha) p_c))
 
-    Parameters: ``alpha`` in [0, 1] (default 0.1), ``temperature`` (> 0, default 1.0), ``tail``,
-    ``ignore_index``, ``reduction``, ``vocab_align`` (as in ``kd``).
+    The shared parameters (``temperature``, ``tail``, ``ignore_index``, ``reduction``,
+    ``vocab_align``) are documented on ``DivergenceLoss``.
+
+    Args:
+        alpha: weight of the mixed-in distribution, in [0, 1].
 
     Citation: Ko, Kim, Chen, Yun, "DistiLLM: Towards Streamlined Distillation for Large Language
     Models", arXiv:2402.03898.

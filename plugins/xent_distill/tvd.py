@@ -17,8 +17,8 @@ class TVD(DivergenceLoss):
 
         tvd = 0.5 * sum_c |p_c - q_c|          (in [0, 1])
 
-    Parameters: ``temperature`` (> 0, default 1.0), ``tail``, ``ignore_index``, ``reduction``,
-    ``vocab_align`` (as in ``kd``).
+    The shared parameters (``temperature``, ``tail``, ``ignore_index``, ``reduction``,
+    ``vocab_align``) are documented on ``DivergenceLoss``.
 
     Citation: Wen, Li, Du, Mou, "f-Divergence Minimization for Sequence-Level Knowledge
     Distillation", arXiv:2307.15190.
