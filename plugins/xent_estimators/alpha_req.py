@@ -52,7 +52,7 @@ class AlphaReQ:
     the intercept, the weighted ``R^2`` of the fit, the fitted ranks and the spectrum.
     Dimensionless. Only strictly positive eigenvalues (above ``1e-12`` of the largest) are used.
 
-    Parameters:
+    Args:
         min_rank: first rank of the fit, 1-based (default 1).
         max_rank: last rank (inclusive); default None = every positive eigenvalue.
         weighting: ``"log-rank"`` (default) or ``"uniform"``.

@@ -20,7 +20,7 @@ class ChaoShenEntropy:
 
         H_CS = -sum_j pa_j log(pa_j) / (1 - (1 - pa_j)^N).
 
-    Parameters:
+    Args:
         input: ``"samples"`` (default) or ``"counts"``.
         base: logarithm base (default e).
 

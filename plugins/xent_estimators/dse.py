@@ -90,7 +90,7 @@ class DiffusionSpectralEntropy:
     one non-zero eigenvalue and ``DSE = 0``; raising ``t`` damps small eigenvalues, so DSE
     decreases with ``t``. Units: bits by default (as in the paper); ``base=math.e`` gives nats.
 
-    Parameters:
+    Args:
         sigma: kernel bandwidth in the units of ``x`` (default 10.0, the paper's default; pick it
             relative to the typical neighbour distance of your data).
         t: diffusion time (power applied to the eigenvalues), default 1.

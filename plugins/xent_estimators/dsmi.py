@@ -100,9 +100,17 @@ class DiffusionSpectralMutualInformation:
     ``matched=False`` the first term is ``S_D`` of all rows instead. The subsets are averaged
     over ``repeats`` draws.
 
-    Parameters: ``sigma``, ``t``, ``anisotropy``, ``base`` (default 2: bits) as for ``dse``;
-    ``n_clusters`` (10), ``y_kind`` (``auto``, ``labels``, ``scalar`` or ``vector``),
-    ``matched`` (True), ``repeats`` (1), ``seed`` (0).
+    Args:
+        sigma: kernel bandwidth in the units of ``x`` (as for ``dse``).
+        t: diffusion time (as for ``dse``).
+        anisotropy: Coifman-Lafon density normalisation exponent in [0, 1] (as for ``dse``).
+        base: logarithm base of the result (default 2: bits).
+        n_clusters: quantile bins of a scalar ``y`` or k-means groups of a vector ``y``.
+        y_kind: ``"auto"``, ``"labels"``, ``"scalar"`` or ``"vector"``.
+        matched: compare each group with a random subset of the same size (the paper's choice).
+        repeats: draws of the random subsets, averaged.
+        seed: seed of the subsets and of k-means.
+        precision: ``"float64"`` or ``"float32"`` (as for ``dse``).
 
     Caveats: an estimate, not a bound; it can be slightly negative for independent variables;
     depends on sigma and on the group sizes. Memory is ``O(max group size^2)``.

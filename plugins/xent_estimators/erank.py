@@ -27,7 +27,7 @@ class EffectiveRank:
 
     ``r`` equal covariance eigenvalues give ``r``; ``1 <= erank <= min(n, d)``.
 
-    Parameters:
+    Args:
         center: remove column means first (default True).
         normalize_rows: scale every row to unit L2 norm (default True, as in Diff-eRank); with
             ``center=False, normalize_rows=False`` this is the Roy-Vetterli effective rank of the

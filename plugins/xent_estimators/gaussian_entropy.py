@@ -36,7 +36,7 @@ class GaussianEntropy:
     ``log det Sigma`` for Gaussian samples. Units: nats by default (``base``). 1-D input is one
     variable.
 
-    Parameters:
+    Args:
         bias_correction: remove the Wishart bias of ``log det S`` (default False).
         base: logarithm base (default e).
 

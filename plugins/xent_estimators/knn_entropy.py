@@ -49,7 +49,7 @@ class KnnEntropy:
     KD-tree (``scipy.spatial.cKDTree``): ``O(n log n)`` time, ``O(n k)`` memory, never an
     ``n x n`` matrix. Units: nats by default (``base``).
 
-    Parameters:
+    Args:
         k: neighbour order (default 3).
         norm: ``"euclidean"`` (default) or ``"max"``.
         base: logarithm base (default e).

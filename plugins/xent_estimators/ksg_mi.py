@@ -32,7 +32,7 @@ class KsgMutualInformation:
     KD-trees (``scipy.spatial.cKDTree``) do the neighbour search and the range counts:
     ``O(n log n)`` time, ``O(n)`` memory. Units: nats by default (``base``).
 
-    Parameters:
+    Args:
         k: neighbour order (default 3).
         standardize: scale every column of ``x`` and ``y`` to zero mean, unit variance first
             (default True; the max norm mixes the axes, so the estimate depends on their scales).

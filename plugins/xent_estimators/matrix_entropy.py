@@ -30,7 +30,7 @@ class MatrixEntropy:
     with ``l_i`` the eigenvalues of ``Sigma`` (they sum to 1). ``0 <= H <= log min(n, d)``;
     ``exp(H)`` is ``erank``. Units: nats by default (``base``).
 
-    Parameters:
+    Args:
         base: logarithm base (default e: nats).
         center: remove column means first (default True).
         normalize_rows: scale every row to unit L2 norm (default True).

@@ -29,7 +29,7 @@ class MatrixNuclearNorm:
     singular values instead (``O(n d min(n, d))``). Dimensionless; divided by the number of
     tokens ``n`` (``per_token``).
 
-    Parameters:
+    Args:
         approximation: ``"l12"`` (default) or ``"exact"``.
         normalize_rows: scale rows to unit L2 norm first (default True).
         per_token: divide by the number of rows (default True).

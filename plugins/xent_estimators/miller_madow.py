@@ -17,7 +17,7 @@ class MillerMadowEntropy:
 
         H_MM = H_plugin + (m - 1) / (2 N)      (in nats; converted to ``base`` after).
 
-    Parameters:
+    Args:
         input: ``"samples"`` (default) or ``"counts"``.
         base: logarithm base (default e).
 

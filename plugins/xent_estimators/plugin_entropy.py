@@ -24,7 +24,7 @@ class PluginEntropy:
 
         H = -sum_j (c_j / N) log(c_j / N).
 
-    Parameters:
+    Args:
         input: ``"samples"`` (default; 1-D symbols or 2-D rows of joint symbols) or ``"counts"``.
         base: logarithm base (default e).
 

@@ -22,7 +22,7 @@ class RankMe:
     It lies in ``[1, min(n, d)]`` (up to ``eps``): ``r`` equal non-zero singular values give
     ``r``. Dimensionless (a count of effective dimensions).
 
-    Parameters:
+    Args:
         eps: the small constant added to each ``p_k`` (default 1e-7, as in the paper); 0 gives the
             exact Roy-Vetterli effective rank of the singular values.
         center: subtract the column means first (default False, as in the paper).

@@ -141,7 +141,7 @@ class TokenEntropy:
     without ever forming the (tokens x V) logits. fp16/bf16 inputs are computed in fp32. Units:
     nats by default (``base``). See ``RollingEntropy`` for a streaming window over decoding steps.
 
-    Parameters:
+    Args:
         base: logarithm base (default e).
         softcap: tanh soft-capping of the logits (default None).
         logit_scale: multiplies the logits before capping (default 1.0; 1/temperature).

@@ -97,7 +97,7 @@ class Vendi:
     ``O(n d^2 + d^3)`` instead of ``O(n^2 d + n^3)``. ``input="kernel"``: ``x`` is ``K`` itself,
     symmetric with a unit diagonal. Dimensionless (an effective count).
 
-    Parameters:
+    Args:
         q: order (default 1; ``float("inf")`` or ``"inf"`` allowed; must be >= 0).
         input: ``"embeddings"`` or ``"kernel"``.
         normalize: cosine-normalise embedding rows (default True; embeddings only).

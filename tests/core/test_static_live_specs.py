@@ -41,7 +41,7 @@ def test_static_spec_equals_live_spec(spec):
 
 
 #: plugins whose docstrings are not yet converted to ``Args:`` sections
-PENDING = {"cce", "estimators"}
+PENDING = {"cce"}
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=[s.qualified_id for s in SPECS])
