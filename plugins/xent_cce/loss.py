@@ -33,7 +33,7 @@ class LinearCrossEntropy(Loss):
     integer ids, optional ``bias`` (V,). fp32, fp16 and bf16 inputs (same dtype for hidden,
     classifier and bias) are accumulated in fp32; the loss is fp32 (fp64 for fp64 inputs).
 
-    Parameters:
+    Args:
         ignore_index: target value that contributes nothing (-100).
         reduction: ``"mean"`` (over non-ignored tokens), ``"sum"`` or ``"none"``.
         softcap: Gemma 2 soft-capping value, or None.

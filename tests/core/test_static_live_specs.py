@@ -40,13 +40,7 @@ def test_static_spec_equals_live_spec(spec):
     assert dict(spec.capabilities) == dict(live.capabilities)
 
 
-#: plugins whose docstrings are not yet converted to ``Args:`` sections
-PENDING = {"cce"}
-
-
 @pytest.mark.parametrize("spec", SPECS, ids=[s.qualified_id for s in SPECS])
 def test_every_parameter_has_a_description(spec):
-    if spec.plugin in PENDING:
-        pytest.skip(f"{spec.plugin}: docstrings not converted to Args: sections yet")
     missing = [p.name for p in spec.params if not p.description]
     assert not missing, f"{spec.qualified_id}: no Args: entry for {missing}"

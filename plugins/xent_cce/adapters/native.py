@@ -21,7 +21,7 @@ class TorchNativeKernel(WrappedKernel):
     label smoothing (reference path only: PyTorch's chunked path does not) and ``logit_scale``;
     not softcap nor z-loss. ``lse`` costs an extra chunked pass.
 
-    Parameters:
+    Args:
         chunked: use PyTorch's chunked path.
         batch_chunk_size: tokens per chunk for the chunked path (``None``: PyTorch's choice).
 

@@ -35,7 +35,7 @@ class AppleCCEKernel(WrappedKernel):
     inputs give a float64 loss, computed by cut-cross-entropy in float32 (so with float32
     accuracy): use ``cce-torch`` for float64 accuracy.
 
-    Parameters:
+    Args:
         impl: ``"auto"`` (``cce`` on CUDA inputs, else ``torch_compile``), ``"cce"`` or
             ``"torch_compile"``.
 

@@ -245,7 +245,7 @@ class CCETorchKernel:
     ``filter_eps`` are left out of the gradient matmuls. fp16/bf16 inputs are computed in fp32
     (the classifier is upcast once); float64 stays float64.
 
-    Parameters:
+    Args:
         chunk_elements: logits elements per chunk (2^24: one 64 MiB fp32 buffer, a second one
             under softcap). Larger chunks mean fewer passes over the classifier and its
             gradient, so they run faster; memory grows linearly.

@@ -42,7 +42,7 @@ class CCETritonKernel:
     gradient entry (before the upstream scale) is below ``filter_eps`` is skipped (not
     with label smoothing, whose uniform term would be dropped over most of the vocabulary).
 
-    Parameters:
+    Args:
         accumulate: ``"fp32"`` (default) accumulates fp16/bf16 gradients in fp32 (the classifier
             gradient chunk by chunk through a ~64 MiB buffer); ``"input"`` adds straight into
             buffers of the input dtype (least memory, one rounding per atomic addition).
