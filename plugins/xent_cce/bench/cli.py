@@ -81,10 +81,7 @@ def linear_ce(
 
     if dtype not in _DTYPES:
         raise BadParameterError(f"--dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _check_request(list(impl or []), device, timeout)
     cfg = BenchConfig(
         tokens=tokens,
         vocab=vocab,
@@ -143,6 +140,30 @@ def linear_ce(
         with append_docs.open("a", encoding="utf-8") as fh:
             fh.write("\n" + markdown(report, note))
         console.print(f"appended to {append_docs}")
+
+
+def _check_request(impls: list[str], device: str, timeout: float) -> str:
+    """Refuse bad flags before any worker starts (one line, exit 2); return the device."""
+    import re
+
+    import torch
+
+    from xent_core import NotAvailableError, validate
+
+    from ..selection import create_kernel
+
+    validate.positive("--timeout", timeout)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        from xent_core import BadParameterError
+
+        raise BadParameterError(f"--device must be cpu, cuda, cuda:N or auto, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise NotAvailableError(f"--device {device}: no CUDA device is visible; use --device cpu")
+    for spec in impls:
+        create_kernel(spec)  # an unknown name or a bad parameter is an error, not a "failed" row
+    return device
 
 
 if __name__ == "__main__":

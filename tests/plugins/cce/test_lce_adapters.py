@@ -124,3 +124,27 @@ def test_wrapped_kernel_keeps_float64(spec):
     (rh,) = torch.autograd.grad(ref, [h64])
     assert abs(float(got.detach()) - float(ref.detach())) < 1e-12
     assert float((gh - rh).abs().max()) < 1e-12
+
+
+def test_apple_cce_returns_float64_for_float64_inputs(monkeypatch):
+    """cut-cross-entropy computes in float32; the adapter hands back float64 (documented)."""
+    from xent_cce.adapters.peers import AppleCCEKernel
+
+    def fake_call(self, hidden, classifier, targets, bias, **kw):  # what the peer returns
+        z = (hidden @ classifier.T).float()
+        per = torch.nn.functional.cross_entropy(
+            z, targets, ignore_index=kw["ignore_index"], reduction="none"
+        )
+        return per if kw["reduction"] == "none" else per.sum()
+
+    monkeypatch.setattr(AppleCCEKernel, "available", lambda self: (True, "stub"))
+    monkeypatch.setattr(AppleCCEKernel, "_call", fake_call)
+    h, w, _, y = make_case(13, 6, 29, dtype=torch.float64, ignore_every=4, seed=2)
+    h.requires_grad_()
+    for reduction in ("mean", "sum", "none"):
+        loss, _ = AppleCCEKernel().linear_cross_entropy(h, w, y, reduction=reduction)
+        assert loss.dtype == torch.float64
+        ref = reference_lce(h.detach(), w, y, reduction=reduction)
+        assert max_err(loss.detach(), ref) < 1e-5
+    (g,) = torch.autograd.grad(loss.sum(), [h])
+    assert g.dtype == torch.float64

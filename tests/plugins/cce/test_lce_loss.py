@@ -265,3 +265,73 @@ def test_num_items_makes_micro_batches_add_up_to_the_full_batch():
     torch.testing.assert_close(acc, full)
     for a, b in zip(g_acc, g_full):
         torch.testing.assert_close(a, b)
+
+
+# --------------------------------------------------------------------------- bad input (issue 15)
+
+
+@pytest.mark.parametrize("name", ["classifier", "bias"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_classifier_or_bias_is_refused(name, value):
+    h, w, b, y = make_case(9, 5, 13, bias=True)
+    bad = {"classifier": w.clone(), "bias": b.clone()}[name]
+    bad.view(-1)[3] = value
+    args = (h, bad, y, b) if name == "classifier" else (h, w, y, bad)
+    with pytest.raises(xent_core.BadInputError, match=f"{name} contains NaN or infinite"):
+        LinearCrossEntropy()(*args)
+    # and through the num_items (data-parallel) path too
+    with pytest.raises(xent_core.BadInputError, match=f"{name} contains NaN or infinite"):
+        LinearCrossEntropy()(*args, num_items=4)
+
+
+@pytest.mark.parametrize("impl", ["cce-torch", "naive"])
+def test_finite_inputs_whose_logits_overflow_are_refused(impl):
+    h, w, _, y = make_case(6, 4, 11)
+    h = h * 1e20  # finite fp32, but h @ w.T reaches ~1e20 * 1e20 = inf
+    w = w * 1e20
+    assert bool(torch.isfinite(h).all()) and bool(torch.isfinite(w).all())
+    with pytest.raises(xent_core.BadInputError, match="logits overflow"):
+        LinearCrossEntropy(impl=impl)(h, w, y)
+    with pytest.raises(xent_core.BadInputError, match="logits overflow"):
+        LinearCrossEntropy(impl=impl, reduction="none")(h, w, y, num_items=None)
+    # the switch turns the check (and its device synchronisation) off
+    assert not bool(torch.isfinite(LinearCrossEntropy(impl=impl, check_inputs=False)(h, w, y)))
+
+
+def test_zero_width_hidden_is_refused():
+    h = torch.zeros(4, 0)
+    w = torch.zeros(7, 0)
+    y = torch.tensor([0, 1, 2, 3])
+    with pytest.raises(xent_core.BadInputError, match="D=0"):
+        LinearCrossEntropy()(h, w, y)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"ignore_index": None},
+        {"ignore_index": 1.5},
+        {"logit_scale": None},
+        {"softcap": "3"},
+        {"shift": "no"},
+        {"return_lse": 1},
+        {"check_inputs": "false"},
+        {"z_loss": "0.1"},
+        {"vocab_start": -2},
+    ],
+    ids=lambda p: "-".join(f"{k}={v!r}" for k, v in p.items()),
+)
+def test_wrongly_typed_parameters_are_bad_parameter_errors(params):
+    (name,) = params
+    with pytest.raises(xent_core.BadParameterError, match=name):
+        xent_core.loss("linear-cross-entropy", **params)
+
+
+def test_kernels_check_the_same_options_record():
+    h, w, _, y = make_case(5, 3, 7)
+    for spec in ("cce-torch", "naive", "torch-native"):
+        kernel = xent_core.kernel(spec)
+        with pytest.raises(xent_core.BadParameterError, match="ignore_index"):
+            kernel.linear_cross_entropy(h, w, y, ignore_index=1.5)
+        with pytest.raises(xent_core.BadParameterError, match="logit_scale"):
+            kernel.linear_cross_entropy(h, w, y, logit_scale=0)

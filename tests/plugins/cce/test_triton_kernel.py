@@ -444,3 +444,32 @@ def test_triton_filtering_keeps_the_label_smoothing_gradient():
     gh, gw = torch.autograd.grad(loss, [hh, ww])
     assert float((gh.cpu().double() - rh).abs().max()) <= 1e-4 * float(rh.abs().max())
     assert float((gw.cpu().double() - rw).abs().max()) <= 1e-4 * float(rw.abs().max())
+
+
+def test_float64_label_smoothing_gradient_is_exact():
+    """The smoothing constants reach the gradient program in float64 (not rounded to fp32)."""
+    h, c, b, t = make_inputs(19, 67, 9, torch.float64, bias=True)
+    loss, _ = CCETritonKernel().linear_cross_entropy(h, c, t, b, label_smoothing=0.1)
+    got = torch.autograd.grad(loss, [h, c, b])
+    d = [x.detach().clone().requires_grad_() for x in (h, c, b)]
+    ref = torch.autograd.grad(naive(*d, t, label_smoothing=0.1)[0], d)
+    for g, r in zip(got, ref):
+        assert g.dtype == torch.float64
+        assert float((g - r).abs().max()) < 1e-13 * max(1.0, float(r.abs().max()))
+
+
+@pytest.mark.skipif(not INTERPRET, reason="the interpreter's bfloat16 limitation")
+def test_bfloat16_is_refused_in_the_interpreter():
+    from xent_core import NotAvailableError
+
+    h, c, _, t = make_inputs(8, 17, 5, torch.float32)
+    hb, cb = h.detach().bfloat16(), c.detach().bfloat16()
+    kernel = CCETritonKernel()
+    assert "no bfloat16" in kernel.available()[1]
+    for call in (
+        lambda: kernel.linear_cross_entropy(hb, cb, t),
+        lambda: kernel.logsumexp(hb, cb),
+        lambda: kernel.token_entropy(hb, cb),
+    ):
+        with pytest.raises(NotAvailableError, match="bfloat16"):
+            call()
