@@ -6,6 +6,7 @@ loaded on first access.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from . import validate
@@ -33,11 +34,11 @@ from .errors import (
     XentError,
 )
 from .hookspecs import Register, RegisterCommand, hookimpl
+from .protocols import Estimator, Kernel, ScalingModel
 from .registry import PluginInfo, Registry, get_registry, set_registry
 
 if TYPE_CHECKING:
-    from .base_loss import Loss
-    from .stack import LossStack
+    from .base_loss import Loss, LossStack
 
 __version__ = "0.1.0"
 
@@ -47,7 +48,9 @@ __all__ = [
     "BadParameterError",
     "Citation",
     "ComponentSpec",
+    "Estimator",
     "FitError",
+    "Kernel",
     "Loss",
     "LossStack",
     "NotAvailableError",
@@ -58,6 +61,7 @@ __all__ = [
     "RegisterCommand",
     "Registry",
     "RegistrationError",
+    "ScalingModel",
     "UnknownComponentError",
     "XentError",
     "__version__",
@@ -79,12 +83,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Loss":
-        from .base_loss import Loss
-
-        return Loss
-    if name == "LossStack":
-        from .stack import LossStack
-
-        return LossStack
+    """``Loss`` and ``LossStack`` import torch, so they are loaded on first access."""
+    if name in ("Loss", "LossStack"):
+        return getattr(importlib.import_module(".base_loss", __name__), name)
     raise AttributeError(f"module 'xent_core' has no attribute {name!r}")

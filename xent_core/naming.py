@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from .errors import XentError
+
 KINDS: tuple[str, ...] = ("loss", "estimator", "kernel", "scaling_model")
 _KIND_ALIASES = {
     "loss": "loss",
@@ -40,8 +42,6 @@ def is_canonical(name: str) -> bool:
 
 def normalize_kind(kind: str) -> str:
     """Map ``losses``/``scaling-model``/... to one of :data:`KINDS`; raise on anything else."""
-    from .errors import XentError
-
     key = kind.strip().lower()
     if key not in _KIND_ALIASES:
         raise XentError(f"unknown kind {kind!r}; kinds are: {', '.join(KINDS)}")
