@@ -29,7 +29,8 @@ class Loss(torch.nn.Module):
     """A loss module that can be weighted (``0.5 * loss``) and summed (``a + b``) into a stack."""
 
     def __add__(self, other: Any) -> LossStack:
-        return LossStack.of(self) + other
+        total: LossStack = LossStack.of(self) + other
+        return total
 
     def __radd__(self, other: Any) -> LossStack:
         if isinstance(other, (int, float)) and other == 0:  # sum([...]) starts from 0
@@ -86,7 +87,12 @@ def _scaled(weight: Weight, factor: float) -> Weight:
     if factor == 1:
         return weight
     if callable(weight):
-        return lambda step, _w=weight, _f=factor: _f * _w(step)
+        schedule = weight
+
+        def scaled(step: int) -> float:
+            return factor * schedule(step)
+
+        return scaled
     return factor * weight
 
 
@@ -137,10 +143,11 @@ class LossStack(Loss):
         self.term_names.append(unique)
         return self
 
-    def _copy_terms(self) -> list[tuple[torch.nn.Module, Weight, str]]:
+    def _copy_terms(self) -> list[tuple[torch.nn.Module, Weight, str | None]]:
         return list(zip(self.terms, self.weights, self.term_names))
 
     def __add__(self, other: Any) -> LossStack:
+        extra: list[tuple[torch.nn.Module, Weight, str | None]]
         if isinstance(other, LossStack):
             extra = other._copy_terms()
         elif isinstance(other, torch.nn.Module):
@@ -172,7 +179,7 @@ class LossStack(Loss):
         """Each term's ``(required, optional)`` inputs."""
         return {n: loss_inputs(m) for n, m in zip(self.term_names, self.terms)}
 
-    def forward(self, **inputs: Any) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, **inputs: Any) -> torch.Tensor:
         if not self.terms:
             raise BadInputError("the loss stack has no terms")
         used: set[str] = set()

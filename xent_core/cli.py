@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -202,7 +202,10 @@ def plugins_command(
 _BUILTIN = {"list", "info", "plugins"}
 
 
-def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+ExceptionTypes = tuple[type[BaseException], ...]
+
+
+def _click_exception_types() -> tuple[ExceptionTypes, ExceptionTypes, ExceptionTypes]:
     """(Exit, Abort, ClickException) classes of typer, click and typer's vendored click."""
     modules = []
     for name in ("typer._click.exceptions", "click.exceptions"):
@@ -211,7 +214,7 @@ def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[
         except ImportError:
             continue
 
-    def collect(attr: str, *extra: type) -> tuple[type, ...]:
+    def collect(attr: str, *extra: type[BaseException]) -> ExceptionTypes:
         found = [getattr(m, attr) for m in modules if hasattr(m, attr)]
         return tuple(dict.fromkeys([*extra, *found]))
 
@@ -285,17 +288,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: Any = cli(args=args, prog_name="xent", standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
     except exit_types as exc:
-        return int(exc.exit_code)
+        return int(cast(Any, exc).exit_code)
     except abort_types as exc:
         return fail(exc, "xent: aborted", 130)
     except click_types as exc:
         if debug:
             raise
+        click_exc: Any = exc  # typer's vendored click or click itself
         if type(exc).__name__ == "NoArgsIsHelpError":
-            exc.show()
+            click_exc.show()
             return 0
-        message = f"{one_line(exc.format_message())} (see 'xent --help')"
-        return fail(exc, f"xent: error: {message}", int(exc.exit_code))
+        message = f"{one_line(click_exc.format_message())} (see 'xent --help')"
+        return fail(exc, f"xent: error: {message}", int(click_exc.exit_code))
     except XentError as exc:
         if debug:
             raise

@@ -26,7 +26,7 @@ import os
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ._docstrings import summary as doc_summary
 from ._live import live_meta
@@ -113,7 +113,7 @@ class ComponentSpec:
                 f"component {self.qualified_id!r} failed to import {self.target!r}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        return obj
+        return cast("Callable[..., Any]", obj)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (used by ``--json`` outputs and docs)."""

@@ -342,7 +342,10 @@ class Registry:
                 staged: list[tuple[str, Any, str | None]] = []
 
                 def register(
-                    obj: Any, name: str | None = None, _s: list = staged, _p: str = pname
+                    obj: Any,
+                    name: str | None = None,
+                    _s: list[tuple[str, Any, str | None]] = staged,
+                    _p: str = pname,
                 ) -> None:
                     _s.append((_p, obj, name))
 

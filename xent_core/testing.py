@@ -26,6 +26,10 @@ from .registry import PluginSource, Registry, set_registry
 __all__ = ["ConformanceReport", "check_loss", "isolated_registry"]
 
 
+def _returning(module: ModuleType) -> Callable[[], object]:
+    return lambda: module
+
+
 @contextlib.contextmanager
 def isolated_registry(
     *plugins: str | ModuleType | tuple[str, str | ModuleType],
@@ -43,7 +47,7 @@ def isolated_registry(
             module_name = target.__name__
             sources.append(
                 PluginSource(
-                    name or module_name.rpartition(".")[2], module_name, loader=lambda m=target: m
+                    name or module_name.rpartition(".")[2], module_name, loader=_returning(target)
                 )
             )
         else:
@@ -121,7 +125,7 @@ def check_loss(
         if r in ("mean", "sum"):
             assert out.dim() == 0, f"[{r}] expected a scalar, got shape {tuple(out.shape)}"
         assert torch.isfinite(out).all(), f"[{r}] non-finite loss {out}"
-        out.sum().backward()
+        out.sum().backward()  # type: ignore[no-untyped-call]
         for k in grad_names:
             g = given[k].grad
             assert g is not None, (

@@ -123,7 +123,7 @@ def integer(name: str, value: object, *, low: int | None = None, high: int | Non
         raise BadParameterError(
             f"{name} must be an integer, got {value!r} ({type(value).__name__})"
         )
-    i = int(value)  # type: ignore[call-overload]
+    i: int = int(value)  # type: ignore[call-overload]
     if (low is not None and i < low) or (high is not None and i > high):
         lo = "-inf" if low is None else str(low)
         hi = "inf" if high is None else str(high)
@@ -134,7 +134,7 @@ def integer(name: str, value: object, *, low: int | None = None, high: int | Non
 def flag(name: str, value: object) -> bool:
     """A real boolean: ``True``/``False`` (or a NumPy bool), never a truthy string or number."""
     if _is_bool(value):
-        return bool(value)  # type: ignore[arg-type]
+        return bool(value)
     raise BadParameterError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
 
 
