@@ -67,9 +67,12 @@ class ChinchillaLaw(HuberLaw):
     """Chinchilla scaling law L(N, D) = E + A/N^alpha + B/D^beta with compute-optimal N and D.
 
     Formula: ``L(N, D) = E + A / N^alpha + B / D^beta``; fitted as
-    ``log L = LSE(a - alpha log N, b - beta log D, e)`` (A = e^a, B = e^b, E = e^e) with a
-    Huber loss (``delta``) on log residuals, summed, over the 4,500-start grid of Hoffmann et
-    al. (or ``grid``). ``compute_optimal(C)`` gives (N_opt, D_opt) under C = 6ND, with
+    ``log L = LSE(a - alpha log N, b - beta log D, e)`` (A = e^a, B = e^b, E = e^e) over the
+    4,500-start grid of Hoffmann et al. (or ``grid``). Objective: ``objective="huber"`` (the
+    default) minimises the *sum* of Huber losses (``delta``) of the log residuals;
+    ``"huber-likelihood"`` their negative log-likelihood under a Huber density with a free scale,
+    as Besiroglu et al. did (it reproduces their A 482.01, B 2085.43, E 1.82, alpha 0.3478 on
+    the bundled data). ``compute_optimal(C)`` gives (N_opt, D_opt) under C = 6ND, with
     exponents ``a = beta/(alpha+beta)`` and ``b = alpha/(alpha+beta)`` (derived quantities).
 
     Columns: ``N`` (parameters), ``D`` (tokens), ``loss``. Fitted parameters: ``E``, ``A``,

@@ -18,14 +18,18 @@ from typing import Any
 import numpy as np
 
 from xent_core import BadParameterError, FitError
+from xent_core.validate import choice
 
 from .data import load_columns
 from .diagnostics import regression_metrics
 from .engine import Problem, bootstrap_fit, exhaustive_search, global_search, polish
 from .identify import at_bounds, bound_warnings, check_design, check_finite
+from .likelihood import bootstrap_likelihood, fit_huber_likelihood
 from .result import FitResult, summarise_samples
 
 SEARCHES = ("halving", "full", "exhaustive")
+#: "huber": sum of Huber losses of log residuals; "huber-likelihood": Huber density, free scale
+OBJECTIVES = ("huber", "huber-likelihood")
 
 
 def make_grid(grid: Any, names: Sequence[str]) -> np.ndarray:
@@ -84,6 +88,7 @@ class HuberLaw:
         search: str = "halving",
         n_polish: int = 8,
         progress: bool = False,
+        objective: str = "huber",
     ) -> None:
         """The engine options every law shares (laws without options of their own inherit it).
 
@@ -98,6 +103,8 @@ class HuberLaw:
                 ``"exhaustive"`` (scipy from every start).
             n_polish: number of end points refined with scipy.
             progress: show a progress bar during the bootstrap.
+            objective: ``"huber"`` (sum of Huber losses of the log residuals) or
+                ``"huber-likelihood"`` (Huber density with a free scale, as Besiroglu et al.).
         """
         self._setup(
             delta=delta,
@@ -108,6 +115,7 @@ class HuberLaw:
             search=search,
             n_polish=n_polish,
             progress=progress,
+            objective=objective,
         )
 
     def _setup(
@@ -121,7 +129,9 @@ class HuberLaw:
         search: str,
         n_polish: int,
         progress: bool,
+        objective: str = "huber",
     ) -> None:
+        self.objective = choice("objective", objective, OBJECTIVES)
         if not delta > 0:
             raise BadParameterError(f"delta must be > 0, got {delta}")
         if int(bootstrap) < 0 or int(bootstrap) == 1:
@@ -207,6 +217,12 @@ class HuberLaw:
             target_name=self.target,
         )
         theta, f, converged, info, starts = self._search(problem, cols)
+        scale = None
+        if converged and self.objective == "huber-likelihood":
+            lik = fit_huber_likelihood(problem, theta)
+            theta, f, converged, scale = lik.theta, lik.nll, lik.converged, lik.sigma
+            info = {**info, "likelihood": lik.message}
+            starts = theta[None, :]
         if not converged:
             raise FitError(
                 f"{self.law_name}: the fit did not converge ({info.get('message', '')}); "
@@ -228,6 +244,8 @@ class HuberLaw:
             "converged": 1.0,
             "delta": self.delta,
         }
+        if scale is not None:
+            metrics["scale"] = scale
         if heldout is not None:
             h = self.load(heldout, columns)
             hp = self.predict_fn(params, **{k: h[k] for k in self.input_names})  # type: ignore[misc]
@@ -243,7 +261,11 @@ class HuberLaw:
             level=self.level,
             data={k: cols[k] for k in (*self.input_names, self.target)},
             target=self.target,
-            extra={"search": info, "internal": dict(zip(self.internal_names, map(float, theta)))},
+            extra={
+                "objective": self.objective,
+                "search": info,
+                "internal": dict(zip(self.internal_names, map(float, theta))),
+            },
             predict_fn=self.predict_fn,
             compute_optimal_fn=self.compute_optimal_fn,
             plot_fn=self.plot_fn,
@@ -325,9 +347,10 @@ class HuberLaw:
         seed: int | None,
         progress: bool | None,
     ) -> None:
-        samples, conv = bootstrap_fit(
+        refit = bootstrap_likelihood if self.objective == "huber-likelihood" else bootstrap_fit
+        samples, conv = refit(
             problem,
-            starts,
+            starts[0] if refit is bootstrap_likelihood else starts,
             B,
             seed=self.seed if seed is None else seed,
             progress=self.progress if progress is None else progress,
