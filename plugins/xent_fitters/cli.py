@@ -66,6 +66,8 @@ def fit_command(
     import xent_core
     from xent_core import BadParameterError, XentError
 
+    if plot is not None:
+        check_plot_path(plot)  # before the fit, which can take minutes
     spec = xent_core.info(model, "scaling_model")
     opts = {k: _literal(v) for k, v in _pairs(option, "--option").items()}
     if "bootstrap" in spec.param_names:
@@ -112,18 +114,54 @@ def fit_command(
         out = result.to_dict()
         if table:
             out["compute_optimal"] = table
-        import json
+        from xent_core.jsonout import dumps
 
-        typer.echo(json.dumps(out, indent=2))
+        typer.echo(dumps(out))  # strict JSON: null, never NaN
     else:
         _print_result(result, source_name, table)
     if plot is not None:
         try:
             result.plot(plot)
-        except XentError:
-            raise
+        except OSError as exc:
+            raise XentError(f"cannot write the plot to {str(plot)!r}: {exc}") from None
         if not as_json:
             typer.echo(f"plot written to {plot}")
+
+
+def check_plot_path(path: Path) -> None:
+    """Raise ``BadParameterError`` unless matplotlib can write a figure to ``path``: a format it
+    knows (from the suffix) and an existing, writable folder."""
+    import os
+
+    from xent_core import BadParameterError
+
+    from .result import require_matplotlib
+
+    if path.is_dir():
+        raise BadParameterError(f"--plot {str(path)!r} is a folder; give a file name")
+    plt = require_matplotlib()
+    fig = plt.figure()
+    try:
+        formats = fig.canvas.get_supported_filetypes()
+    finally:
+        plt.close(fig)
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise BadParameterError(
+            f"--plot {str(path)!r}: unsupported format {suffix or '(no suffix)'!r}; use one of "
+            + ", ".join(f".{f}" for f in sorted(formats))
+        )
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise BadParameterError(f"--plot {str(path)!r}: folder {str(folder)!r} does not exist")
+    existed = path.exists()
+    try:  # the only sure test: open it for writing (appending keeps an existing file intact)
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise BadParameterError(f"--plot {str(path)!r}: not writable ({exc.strerror})") from None
+    if not existed:
+        os.unlink(path)
 
 
 def _optimal_table(result: Any) -> list[dict[str, Any]]:

@@ -27,23 +27,34 @@ def read_csv(path: str | Path) -> dict[str, list[str]]:
     p = Path(path)
     if not p.is_file():
         raise BadInputError(f"data file {str(p)!r} does not exist")
-    with p.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise BadInputError(f"data file {str(p)!r} is empty") from None
-        header = [h.strip() for h in header]
-        cols: dict[str, list[str]] = {h: [] for h in header}
-        for lineno, row in enumerate(reader, start=2):
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != len(header):
-                raise BadInputError(
-                    f"{p.name}: line {lineno} has {len(row)} fields, the header has {len(header)}"
-                )
-            for h, c in zip(header, row):
-                cols[h].append(c.strip() or "nan")  # an empty field is a missing value
+    try:
+        with p.open(newline="", encoding="utf-8-sig") as fh:
+            return _read_rows(csv.reader(fh), p.name, str(p))
+    except UnicodeDecodeError as exc:
+        raise BadInputError(
+            f"data file {str(p)!r} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it "
+            "as UTF-8 CSV"
+        ) from None
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB), a NUL byte
+        raise BadInputError(f"data file {str(p)!r} is not a readable CSV file: {exc}") from None
+
+
+def _read_rows(reader: Any, name: str, shown: str) -> dict[str, list[str]]:
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise BadInputError(f"data file {shown!r} is empty") from None
+    header = [h.strip() for h in header]
+    cols: dict[str, list[str]] = {h: [] for h in header}
+    for lineno, row in enumerate(reader, start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise BadInputError(
+                f"{name}: line {lineno} has {len(row)} fields, the header has {len(header)}"
+            )
+        for h, c in zip(header, row):
+            cols[h].append(c.strip() or "nan")  # an empty field is a missing value
     return cols
 
 

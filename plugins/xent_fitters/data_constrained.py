@@ -155,6 +155,10 @@ def _joint_log_predict(
     return log_predict
 
 
+def _is_number(x: object) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
 class DataConstrainedLaw(HuberLaw):
     """Data-constrained scaling law: Chinchilla's law with repeated tokens and excess parameters.
 
@@ -189,10 +193,14 @@ class DataConstrainedLaw(HuberLaw):
         **engine: Any,
     ) -> None:
         if base is not None:
+            if not isinstance(base, Mapping):
+                raise BadParameterError(
+                    f"base must be a dict of {list(BASE_NAMES)} or None, got {base!r}"
+                )
             missing = [k for k in BASE_NAMES if k not in base]
             if missing:
                 raise BadParameterError(f"base must give {list(BASE_NAMES)}; missing {missing}")
-            bad = [k for k in BASE_NAMES if not float(base[k]) > 0]
+            bad = [k for k in BASE_NAMES if not (_is_number(base[k]) and float(base[k]) > 0)]
             if bad:
                 raise BadParameterError(f"base parameters must be > 0: {bad}")
             base = {k: float(base[k]) for k in BASE_NAMES}

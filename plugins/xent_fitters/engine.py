@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from xent_core import FitError
+from xent_core import BadParameterError, FitError
 
 #: ``log_predict(theta (S, k)) -> (log_pred (S, n), vjp)`` with ``vjp(u (S, n)) -> (S, k)``
 #: returning ``sum_i u[s, i] * d log_pred[s, i] / d theta[s, :]``.
@@ -492,6 +492,37 @@ def bootstrap_counts(n: int, B: int, rng: np.random.Generator) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=B).astype(np.float64)
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), else ``None``."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_bootstrap_size(B: int, bytes_per_replicate: float, what: str) -> None:
+    """Refuse ``B`` replicates whose results need more than half the available memory.
+
+    Args:
+        B: the number of bootstrap replicates asked for.
+        bytes_per_replicate: what one replicate keeps until the end (samples, derived values).
+        what: the law's name, for the message.
+    """
+    need = B * bytes_per_replicate
+    free = available_memory()
+    if free is not None and need > 0.5 * free:
+        fits = int(0.5 * free // max(bytes_per_replicate, 1.0))
+        raise BadParameterError(
+            f"{what}: bootstrap={B} would keep about {need / 2**30:.1f} GiB of replicates, more "
+            f"than half the {free / 2**30:.1f} GiB of memory available; use at most {fits} "
+            "(1,000 to 10,000 resamples are plenty for 95% intervals)"
+        )
+
+
 @_single_threaded
 def bootstrap_fit(
     problem: Problem,
@@ -511,16 +542,21 @@ def bootstrap_fit(
     multiplicities (default: drawn from ``seed``). Returns ``(samples (B, k), converged (B,))``.
     """
     starts = np.atleast_2d(np.asarray(starts, dtype=np.float64))
-    if counts is None:
-        counts = bootstrap_counts(problem.n, B, np.random.default_rng(seed))
-    elif counts.shape != (B, problem.n):
+    rng = np.random.default_rng(seed)
+    if counts is not None and counts.shape != (B, problem.n):
         raise FitError(f"counts must be ({B}, {problem.n}), got {counts.shape}")
     samples = np.empty((B, problem.k))
     conv = np.zeros(B, dtype=bool)
     m = len(starts)
     with _progress(progress, B, "bootstrap") as advance:
         for lo in range(0, B, chunk):
-            w = counts[lo : lo + chunk]
+            # counts are drawn per chunk (the same stream as one (B, n) draw), so memory does
+            # not grow with B and Ctrl-C is honoured between chunks
+            w = (
+                counts[lo : lo + chunk]
+                if counts is not None
+                else bootstrap_counts(problem.n, min(chunk, B - lo), rng)
+            )
             b = len(w)
             th0 = np.repeat(starts[None, :, :], b, axis=0).reshape(b * m, problem.k)
             wr = np.repeat(w, m, axis=0)

@@ -11,7 +11,9 @@ from xent_core import BadParameterError, FitError
 
 from .data import load_columns
 from .diagnostics import regression_metrics
+from .engine import check_bootstrap_size
 from .law import as_output
+from .options import bootstrap_option, level_option, seed_option
 from .result import FitResult, summarise_samples
 
 
@@ -71,11 +73,8 @@ class EntropyPerformanceLaw:
     target = "R"
 
     def __init__(self, bootstrap: int = 0, seed: int | None = 0, level: float = 0.95) -> None:
-        if int(bootstrap) < 0 or int(bootstrap) == 1:
-            raise BadParameterError(f"bootstrap must be 0 (off) or >= 2, got {bootstrap}")
-        if not 0.0 < level < 1.0:
-            raise BadParameterError(f"level must be in (0, 1), got {level}")
-        self.bootstrap, self.seed, self.level = int(bootstrap), seed, float(level)
+        self.bootstrap = bootstrap_option(bootstrap)
+        self.seed, self.level = seed_option(seed), level_option(level)
 
     def load(self, data: Any, columns: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
         return load_columns(
@@ -128,6 +127,7 @@ class EntropyPerformanceLaw:
         if B:
             rng = np.random.default_rng(self.seed if seed is None else seed)
             n = len(y)
+            check_bootstrap_size(B, 16.0 * n + 48.0, "entropy-performance")
             w = rng.multinomial(n, np.full(n, 1.0 / n), size=B).astype(np.float64)
             mb, cb = weighted_line(x, y, w)
             arr = np.column_stack([-mb, cb, cb + mb])

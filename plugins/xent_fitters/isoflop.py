@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 
 from xent_core import BadInputError, BadParameterError
+from xent_core.validate import flag, integer, nonnegative
 
 from .data import as_table, load_columns
+from .options import bootstrap_option, level_option, seed_option
 from .result import FitResult, summarise_samples
 
 
@@ -136,20 +138,14 @@ class IsoFLOPLaw:
         level: float = 0.95,
         progress: bool = False,
     ) -> None:
-        if not budget_rtol >= 0:
-            raise BadParameterError(f"budget_rtol must be >= 0, got {budget_rtol}")
-        if int(min_points) < 3:
+        self.budget_rtol = nonnegative("budget_rtol", budget_rtol)
+        if integer("min_points", min_points) < 3:
             raise BadParameterError(f"a parabola needs min_points >= 3, got {min_points}")
-        if int(bootstrap) < 0 or int(bootstrap) == 1:
-            raise BadParameterError(f"bootstrap must be 0 (off) or >= 2, got {bootstrap}")
-        if not 0.0 < level < 1.0:
-            raise BadParameterError(f"level must be in (0, 1), got {level}")
-        self.budget_rtol = float(budget_rtol)
         self.min_points = int(min_points)
-        self.bootstrap = int(bootstrap)
-        self.seed = seed
-        self.level = float(level)
-        self.progress = bool(progress)
+        self.bootstrap = bootstrap_option(bootstrap)
+        self.seed = seed_option(seed)
+        self.level = level_option(level)
+        self.progress = flag("progress", progress)
 
     # ------------------------------------------------------------------ stages
     def _optima(
@@ -294,10 +290,11 @@ class IsoFLOPLaw:
         seed: int | None,
         progress: bool | None,
     ) -> None:
-        from .engine import _progress
+        from .engine import _progress, check_bootstrap_size
 
-        rng = np.random.default_rng(seed)
         names = tuple(result.params)
+        check_bootstrap_size(B, 120.0 + 40.0 * len(names), "isoflop")  # a list of float rows
+        rng = np.random.default_rng(seed)
         rows = []
         runs = "N" in cols
         labels = budgets(cols["C"], self.budget_rtol) if runs else None

@@ -18,13 +18,21 @@ from typing import Any
 import numpy as np
 
 from xent_core import BadParameterError, FitError
-from xent_core.validate import choice
+from xent_core.validate import choice, flag, integer, positive
 
 from .data import load_columns
 from .diagnostics import regression_metrics
-from .engine import Problem, bootstrap_fit, exhaustive_search, global_search, polish
+from .engine import (
+    Problem,
+    bootstrap_fit,
+    check_bootstrap_size,
+    exhaustive_search,
+    global_search,
+    polish,
+)
 from .identify import at_bounds, bound_warnings, check_design, check_finite
 from .likelihood import bootstrap_likelihood, fit_huber_likelihood
+from .options import bootstrap_option, level_option, seed_option
 from .result import FitResult, summarise_samples
 
 SEARCHES = ("halving", "full", "exhaustive")
@@ -43,9 +51,20 @@ def make_grid(grid: Any, names: Sequence[str]) -> np.ndarray:
                 + (f"; unknown {unknown}" if unknown else "")
                 + (f"; missing {missing}" if missing else "")
             )
-        axes = [np.atleast_1d(np.asarray(grid[k], dtype=np.float64)) for k in names]
-        return np.array(list(itertools.product(*axes)), dtype=np.float64)
-    arr = np.atleast_2d(np.asarray(grid, dtype=np.float64))
+        try:
+            axes = [np.atleast_1d(np.asarray(grid[k], dtype=np.float64)) for k in names]
+        except (TypeError, ValueError) as exc:
+            raise BadParameterError(f"grid values must be numbers: {exc}") from None
+        arr = np.array(list(itertools.product(*axes)), dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise BadParameterError("grid has NaN/inf values")
+        return arr
+    try:
+        arr = np.atleast_2d(np.asarray(grid, dtype=np.float64))
+    except (TypeError, ValueError) as exc:
+        raise BadParameterError(
+            f"grid must be an (S, {len(names)}) array or a dict of values per parameter: {exc}"
+        ) from None
     if arr.ndim != 2 or arr.shape[1] != len(names):
         raise BadParameterError(
             f"grid must be (S, {len(names)}) over {list(names)} or a dict of values per "
@@ -132,24 +151,14 @@ class HuberLaw:
         objective: str = "huber",
     ) -> None:
         self.objective = choice("objective", objective, OBJECTIVES)
-        if not delta > 0:
-            raise BadParameterError(f"delta must be > 0, got {delta}")
-        if int(bootstrap) < 0 or int(bootstrap) == 1:
-            raise BadParameterError(f"bootstrap must be 0 (off) or >= 2, got {bootstrap}")
-        if not 0.0 < level < 1.0:
-            raise BadParameterError(f"level must be in (0, 1), got {level}")
-        if search not in SEARCHES:
-            raise BadParameterError(f"search must be one of {SEARCHES}, got {search!r}")
-        if int(n_polish) < 1:
-            raise BadParameterError(f"n_polish must be >= 1, got {n_polish}")
-        self.delta = float(delta)
+        self.delta = positive("delta", delta)
+        self.bootstrap = bootstrap_option(bootstrap)
+        self.level = level_option(level)
+        self.search = choice("search", search, SEARCHES)
+        self.n_polish = integer("n_polish", n_polish, low=1)
+        self.seed = seed_option(seed)
+        self.progress = flag("progress", progress)
         self.grid = None if grid is None else make_grid(grid, self.internal_names)
-        self.bootstrap = int(bootstrap)
-        self.seed = seed
-        self.level = float(level)
-        self.search = search
-        self.n_polish = int(n_polish)
-        self.progress = bool(progress)
 
     # ------------------------------------------------------------------ what a law defines
     def load(self, data: Any, columns: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
@@ -203,9 +212,9 @@ class HuberLaw:
         is data in the same format scored with the fitted law (``heldout_r2``, ...);
         ``bootstrap``, ``seed`` and ``progress`` override the options given at construction.
         """
-        B = self.bootstrap if bootstrap is None else int(bootstrap)
-        if B < 0 or B == 1:
-            raise BadParameterError(f"bootstrap must be 0 (off) or >= 2, got {B}")
+        B = self.bootstrap if bootstrap is None else bootstrap_option(bootstrap)
+        if seed is not None:
+            seed = seed_option(seed)
         cols = self.load(data, columns)
         problem = self.problem(cols)  # the law's own checks of the data come first
         check_design(
@@ -347,6 +356,9 @@ class HuberLaw:
         seed: int | None,
         progress: bool | None,
     ) -> None:
+        width = len(result.params) + len(result.derived)
+        # the samples, the (B, width) table of parameters and derived values, and its summaries
+        check_bootstrap_size(B, 8.0 * (problem.k + 3 * width), self.law_name)
         refit = bootstrap_likelihood if self.objective == "huber-likelihood" else bootstrap_fit
         samples, conv = refit(
             problem,
@@ -355,12 +367,11 @@ class HuberLaw:
             seed=self.seed if seed is None else seed,
             progress=self.progress if progress is None else progress,
         )
-        rows = []
-        for th in samples:
-            p = self.to_params(th)
-            rows.append([*p.values(), *self.derived(p).values()])
         names = (*result.params, *result.derived)
-        arr = np.asarray(rows, dtype=np.float64)
+        arr = np.empty((len(samples), len(names)))
+        for i, th in enumerate(samples):
+            p = self.to_params(th)
+            arr[i] = [*p.values(), *self.derived(p).values()]
         result.bootstrap, result.bootstrap_names = arr, tuple(names)
         result.stderr, result.intervals = summarise_samples(names, arr, result.level)
         result.metrics["n_bootstrap"] = float(B)

@@ -22,11 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from xent_core import BadParameterError, FitError
+from xent_core import FitError
+from xent_core.validate import integer, number, optional, positive
 
 from .engine import Problem, bootstrap_fit, global_search
 from .identify import at_bounds, bound_warnings
 from .multi_power import decay_start
+from .options import bootstrap_option
 from .result import summarise_samples
 from .schedules import (
     CurveFitResult,
@@ -109,21 +111,13 @@ class LRAnnealingLaw:
         bootstrap: int = 0,
         seed: int = 0,
     ) -> None:
-        if decay_factor is not None and not 0.0 <= decay_factor < 1.0:
-            raise BadParameterError(
-                f"decay_factor must lie in [0, 1) or be None, got {decay_factor}"
-            )
-        if warmup_steps is not None and warmup_steps < 0:
-            raise BadParameterError(f"warmup_steps must be >= 0 or None, got {warmup_steps}")
-        if not huber_delta > 0:
-            raise BadParameterError(f"huber_delta must be > 0, got {huber_delta}")
-        if bootstrap < 0 or bootstrap == 1:
-            raise BadParameterError(f"bootstrap must be 0 or >= 2, got {bootstrap}")
-        self.decay_factor = decay_factor
-        self.warmup_steps = warmup_steps
-        self.huber_delta = float(huber_delta)
-        self.bootstrap = int(bootstrap)
-        self.seed = int(seed)
+        self.decay_factor = optional(
+            number, "decay_factor", decay_factor, low=0.0, high=1.0, high_open=True
+        )
+        self.warmup_steps = optional(integer, "warmup_steps", warmup_steps, low=0)
+        self.huber_delta = positive("huber_delta", huber_delta)
+        self.bootstrap = bootstrap_option(bootstrap)
+        self.seed = integer("seed", seed, low=0)
 
     # ------------------------------------------------------------------ evaluation
     def _result(self, params: dict[str, float], decay_factor: float) -> CurveFitResult:

@@ -27,8 +27,10 @@ from typing import Any
 import numpy as np
 
 from xent_core import BadParameterError, FitError
+from xent_core.validate import integer, optional, positive
 
 from .identify import at_bounds, bound_warnings
+from .options import bootstrap_option
 from .result import summarise_samples
 from .schedules import (
     CurveFitResult,
@@ -195,19 +197,11 @@ class MultiPowerLaw:
         seed: int = 0,
         max_evals: int = 400,
     ) -> None:
-        if not huber_delta > 0:
-            raise BadParameterError(f"huber_delta must be > 0, got {huber_delta}")
-        if warmup_steps is not None and warmup_steps < 0:
-            raise BadParameterError(f"warmup_steps must be >= 0 or None, got {warmup_steps}")
-        if bootstrap < 0 or bootstrap == 1:
-            raise BadParameterError(f"bootstrap must be 0 or >= 2, got {bootstrap}")
-        if max_evals < 1:
-            raise BadParameterError(f"max_evals must be >= 1, got {max_evals}")
-        self.huber_delta = float(huber_delta)
-        self.warmup_steps = warmup_steps
-        self.bootstrap = int(bootstrap)
-        self.seed = int(seed)
-        self.max_evals = int(max_evals)
+        self.huber_delta = positive("huber_delta", huber_delta)
+        self.warmup_steps = optional(integer, "warmup_steps", warmup_steps, low=0)
+        self.bootstrap = bootstrap_option(bootstrap)
+        self.seed = integer("seed", seed, low=0)
+        self.max_evals = integer("max_evals", max_evals, low=1)
 
     # ------------------------------------------------------------------ evaluation
     def predict_fn(self) -> Callable[..., np.ndarray]:

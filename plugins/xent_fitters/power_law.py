@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from xent_core import BadParameterError
+from xent_core.validate import flag
 
 from .engine import Problem, lse_model
 from .law import HuberLaw, as_output, lse_bounds
@@ -82,7 +83,7 @@ class PowerLaw(HuberLaw):
         if not isinstance(x, str) or not x:
             raise BadParameterError(f"x must name the input column (N, D, C, ...), got {x!r}")
         self.input_names = (x,)
-        self.irreducible = bool(irreducible)
+        self.irreducible = flag("irreducible", irreducible)
         self.internal_names = ("a", "e", "alpha") if self.irreducible else ("a", "alpha")
         self.param_names = ("E", "A", "alpha") if self.irreducible else ("A", "alpha")
         super().__init__(**engine)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,27 +134,33 @@ class FitResult:
             samples, 100.0 - tail, axis=0
         )
 
+    def _sample_dicts(self) -> Iterator[dict[str, float]]:
+        """The bootstrap samples as parameter dicts, one at a time (no list of B dicts)."""
+        if self.bootstrap is None or not len(self.bootstrap):
+            raise XentError("no bootstrap samples: fit with bootstrap=B (B >= 2) for intervals")
+        for row in self.bootstrap:
+            yield dict(zip(self.bootstrap_names, map(float, row)))
+
     def predict_interval(self, **inputs: Any) -> tuple[np.ndarray, np.ndarray]:
         """Percentile interval (level ``level``) of the prediction over the bootstrap samples."""
         if self.predict_fn is None:
             raise XentError(f"this {self.model!r} result has no prediction function")
-        samples = self.bootstrap_params()
-        if not samples:
-            raise XentError("no bootstrap samples: fit with bootstrap=B (B >= 2) for intervals")
-        preds = np.stack([np.asarray(self.predict_fn(p, **inputs), dtype=float) for p in samples])
+        preds = _stack(
+            (np.asarray(self.predict_fn(p, **inputs), dtype=float) for p in self._sample_dicts()),
+            len(self.bootstrap),  # type: ignore[arg-type]
+        )
         return self._percentiles(preds)
 
     def compute_optimal_interval(self, C: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Percentile intervals of ``N_opt`` and ``D_opt`` at ``C`` over the bootstrap samples."""
         if self.compute_optimal_fn is None:
             raise XentError(f"compute_optimal(C) does not apply to the {self.model!r} law")
-        samples = self.bootstrap_params()
-        if not samples:
-            raise XentError("no bootstrap samples: fit with bootstrap=B (B >= 2) for intervals")
-        pairs = [self.compute_optimal_fn(p, C) for p in samples]
-        n = np.stack([np.asarray(a, dtype=float) for a, _ in pairs])
-        d = np.stack([np.asarray(b, dtype=float) for _, b in pairs])
-        return {"N_opt": self._percentiles(n), "D_opt": self._percentiles(d)}
+        pairs = (self.compute_optimal_fn(p, C) for p in self._sample_dicts())
+        both = _stack(
+            (np.stack([np.asarray(a, float), np.asarray(b, float)]) for a, b in pairs),
+            len(self.bootstrap),  # type: ignore[arg-type]
+        )
+        return {"N_opt": self._percentiles(both[:, 0]), "D_opt": self._percentiles(both[:, 1])}
 
     # ------------------------------------------------------------------ diagnostics
     @property
@@ -296,6 +302,17 @@ class FitResult:
         ax2.set_ylabel("log residual")
         fig.tight_layout()
         return fig
+
+
+def _stack(arrays: Any, count: int) -> np.ndarray:
+    """Stack ``count`` equally shaped arrays from an iterable into one preallocated array."""
+    it = iter(arrays)
+    first = np.asarray(next(it), dtype=np.float64)
+    out = np.empty((count, *first.shape))
+    out[0] = first
+    for i, a in enumerate(it, start=1):
+        out[i] = a
+    return out
 
 
 def summarise_samples(

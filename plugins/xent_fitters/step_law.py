@@ -20,8 +20,11 @@ from typing import Any
 import numpy as np
 
 from xent_core import BadInputError, BadParameterError, FitError
+from xent_core.validate import integer, nonnegative
 
 from .data import as_float_array, as_table, load_columns
+from .engine import check_bootstrap_size
+from .options import bootstrap_option
 from .result import FitResult, summarise_samples
 
 PARAM_NAMES = ("i", "cN", "cD", "j", "cB")
@@ -131,18 +134,10 @@ class StepLaw:
         bootstrap: int = 1000,
         seed: int = 0,
     ) -> None:
-        if not threshold >= 0:
-            raise BadParameterError(
-                f"threshold must be >= 0 (a relative loss gap), got {threshold}"
-            )
-        if seq_len < 1:
-            raise BadParameterError(f"seq_len must be >= 1, got {seq_len}")
-        if bootstrap < 0 or bootstrap == 1:
-            raise BadParameterError(f"bootstrap must be 0 or >= 2, got {bootstrap}")
-        self.threshold = float(threshold)
-        self.seq_len = int(seq_len)
-        self.bootstrap = int(bootstrap)
-        self.seed = int(seed)
+        self.threshold = nonnegative("threshold", threshold)
+        self.seq_len = integer("seq_len", seq_len, low=1)
+        self.bootstrap = bootstrap_option(bootstrap)
+        self.seed = integer("seed", seed, low=0)
 
     # ------------------------------------------------------------------ results
     def _result(self, params: dict[str, float], **kw: Any) -> StepLawResult:
@@ -263,6 +258,8 @@ class StepLaw:
             **info,
         }
         if self.bootstrap:
+            # resample indices and the gathered (B, n, 3) designs: about 64 bytes per point
+            check_bootstrap_size(self.bootstrap, 64.0 * n + 80.0, "step-law")
             rng = np.random.default_rng(self.seed)
             idx = rng.integers(0, n, size=(self.bootstrap, n))
             samples = np.c_[_batched_ols(X_lr[idx], y_lr[idx]), _batched_ols(X_bs[idx], y_bs[idx])]
