@@ -11,8 +11,10 @@ from xent_core.base_loss import Loss
 class BrierLoss(Loss):
     """Brier score: squared error between the softmax and the one-hot target.
 
-    ``loss_i = sum_c (softmax(logits_i)_c - 1[c = y_i])^2``, reduced by ``mean`` (over items),
-    ``sum`` or ``none``.
+    ``loss_i = sum_c (softmax(logits_i)_c - 1[c = y_i])^2``.
+
+    Args:
+        reduction: ``"mean"`` (over items), ``"sum"`` or ``"none"``.
 
     Citation: Brier, "Verification of forecasts expressed in terms of probability",
     Monthly Weather Review 78(1), 1950.

@@ -12,8 +12,11 @@ from xent_core import BadInputError
 class CollisionEntropy:
     """Collision entropy H2 = -log sum_k p_k^2 of the empirical distribution of discrete samples.
 
-    ``base`` sets the unit (e natural: nats). Citation: Rényi, "On measures of entropy and
-    information", Proc. 4th Berkeley Symposium, 1961.
+    Citation: Rényi, "On measures of entropy and information", Proc. 4th Berkeley Symposium,
+    1961.
+
+    Args:
+        base: logarithm base of the result (e: nats, 2: bits).
     """
 
     citation = ("On measures of entropy and information", "Berkeley Symp. 1961")
