@@ -13,6 +13,7 @@ from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -103,7 +104,7 @@ def list_command(
     if show_avail:
         table.add_column("available")
     for s in specs:
-        row = [s.name, s.kind, s.plugin, s.summary]
+        row = [s.name, s.kind, s.plugin, escape(s.summary)]
         if show_avail:
             row.append(_availability(s))
         table.add_row(*row)
@@ -133,8 +134,8 @@ def info_command(
         return
     con = _console()
     con.print(f"[bold]{spec.name}[/bold]  ({spec.kind}, {spec.qualified_id})")
-    con.print(spec.summary)
-    sig = ", ".join(p.name if p.required else f"{p.name}={p.default}" for p in spec.params)
+    con.print(spec.summary, markup=False)
+    sig = escape(", ".join(p.name if p.required else f"{p.name}={p.default}" for p in spec.params))
     con.print(
         f"\n[bold]create[/bold]   xent_core.{spec.kind}({spec.name!r}{', ' if sig else ''}{sig})",
         highlight=False,
@@ -143,7 +144,8 @@ def info_command(
         table = Table("parameter", "type", "default", "description", box=None, pad_edge=False)
         for p in spec.params:
             default = "(required)" if p.required else p.default
-            table.add_row(p.name, p.annotation or "-", default, p.description or "-")
+            cells = (p.name, p.annotation or "-", default, p.description or "-")
+            table.add_row(*map(escape, cells))  # list[float], alpha[y]: text, not markup
         con.print(table)
     if spec.kind == "loss":
         opt = f"; optional: {', '.join(spec.optional_inputs)}" if spec.optional_inputs else ""

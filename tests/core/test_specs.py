@@ -58,7 +58,7 @@ def test_kwargs_are_followed_to_the_base_init_with_descriptions():
     assert [p.description for p in spec.params] == [
         "name of the input column.",
         "Huber threshold on the log residuals; smaller is closer to least squares.",
-        "random seed of the starts.",
+        "random seed of the starts, e.g. ``seeds[i]``.",
     ]
     assert spec.to_dict()["params"][1]["description"].startswith("Huber threshold")
     assert _spec("described_components:factory").params[0].description == "multiplier."
@@ -70,4 +70,6 @@ def test_info_shows_parameter_descriptions(capsys):
         params = json.loads(capsys.readouterr().out)["params"]
         assert params[0]["description"] == "name of the input column."
         assert main(["info", "child-law"]) == 0
-        assert "random seed of the starts." in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "random seed of the starts, e.g. ``seeds[i]``." in out
+        assert "int | None" in out  # annotations and descriptions are text, not rich markup

@@ -18,7 +18,7 @@ class Base:
     Args:
         delta: Huber threshold on the log residuals;
             smaller is closer to least squares.
-        seed (int): random seed of the starts.
+        seed (int): random seed of the starts, e.g. ``seeds[i]``.
     """
 
     def __init__(self, delta: float = 1e-3, seed: int | None = 0) -> None:
