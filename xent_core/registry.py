@@ -25,105 +25,46 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import importlib
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from importlib import metadata
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
+from ._component_checks import check_capabilities, check_params
 from ._hooks import PluginHooks
+from ._sources import (
+    ENTRY_POINT_GROUP,
+    FIRST_PARTY_DISTRIBUTION,
+    PluginInfo,
+    PluginSource,
+    discover_entry_points,
+    split_env,
+)
 from .components import ComponentSpec, build_spec
 from .errors import (
     AmbiguousComponentError,
-    BadParameterError,
     PluginLoadError,
     RegistrationError,
     UnknownComponentError,
 )
 from .naming import KINDS, is_canonical, kebab_from_identifier, normalize_kind, normalize_name
 
-ENTRY_POINT_GROUP = "xent"
-FIRST_PARTY_DISTRIBUTION = "xent"
-
-
-@dataclass
-class PluginInfo:
-    """Load status of one plugin."""
-
-    name: str
-    module: str
-    distribution: str | None = None
-    version: str | None = None
-    status: str = "pending"  # loaded | failed | blocked
-    error: str | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def first_party(self) -> bool:
-        return self.distribution == FIRST_PARTY_DISTRIBUTION
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "module": self.module,
-            "distribution": self.distribution,
-            "version": self.version,
-            "first_party": self.first_party,
-            "status": self.status,
-            "error": self.error,
-            "components": dict(self.counts),
-        }
-
-
-@dataclass(frozen=True)
-class PluginSource:
-    """Where a plugin comes from: an entry point, or a module object / import path for tests."""
-
-    name: str
-    module: str
-    distribution: str | None = None
-    version: str | None = None
-    loader: Callable[[], object] | None = None
-
-    def load(self) -> object:
-        if self.loader is not None:
-            return self.loader()
-        return importlib.import_module(self.module)
-
-
-def _split_env(value: str | None) -> set[str] | None:
-    if value is None:
-        return None
-    return {normalize_name(v) for v in value.split(",") if v.strip()}
-
-
-def discover_entry_points(group: str = ENTRY_POINT_GROUP) -> list[PluginSource]:
-    """All entry points of ``group``, first-party first, each as a :class:`PluginSource`."""
-    sources: list[PluginSource] = []
-    seen: set[tuple[str, str]] = set()
-    for ep in metadata.entry_points(group=group):
-        key = (ep.name, ep.value)
-        if key in seen:  # the same distribution visible twice on sys.path
-            continue
-        seen.add(key)
-        dist = getattr(ep, "dist", None)
-        sources.append(
-            PluginSource(
-                name=ep.name,
-                module=ep.value,
-                distribution=dist.metadata["Name"] if dist is not None else None,
-                version=dist.version if dist is not None else None,
-                loader=ep.load,
-            )
-        )
-    sources.sort(key=lambda s: (s.distribution != FIRST_PARTY_DISTRIBUTION, s.name))
-    return sources
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "FIRST_PARTY_DISTRIBUTION",
+    "PluginInfo",
+    "PluginSource",
+    "Registry",
+    "check_capabilities",
+    "check_params",
+    "discover_entry_points",
+    "get_registry",
+    "set_registry",
+]
 
 
 class Registry:
@@ -159,10 +100,10 @@ class Registry:
         names = {normalize_name(src.name)}
         if src.distribution:
             names.add(normalize_name(src.distribution))
-        deny = _split_env(self._env.get("XENT_DISABLE_PLUGINS"))
+        deny = split_env(self._env.get("XENT_DISABLE_PLUGINS"))
         if deny and names & deny:
             return "disabled by XENT_DISABLE_PLUGINS"
-        allow = _split_env(self._env.get("XENT_LOAD_PLUGINS"))
+        allow = split_env(self._env.get("XENT_LOAD_PLUGINS"))
         if allow is not None and src.distribution != FIRST_PARTY_DISTRIBUTION and not names & allow:
             return "not in XENT_LOAD_PLUGINS"
         return None
@@ -363,23 +304,6 @@ class Registry:
         return list(self._commands)
 
 
-def check_params(spec: ComponentSpec, params: Mapping[str, Any]) -> None:
-    """Raise :class:`BadParameterError` for unknown or missing parameters."""
-    valid = spec.param_names
-    unknown = [p for p in params if p not in valid]
-    if unknown and not spec.accepts_extra_params:
-        listing = ", ".join(valid) if valid else "none"
-        raise BadParameterError(
-            f"unknown parameter(s) {', '.join(map(repr, unknown))} for {spec.kind.replace('_', ' ')} "
-            f"{spec.name!r}; valid parameters: {listing}"
-        )
-    missing = [p.name for p in spec.params if p.required and p.name not in params]
-    if missing:
-        raise BadParameterError(
-            f"{spec.kind.replace('_', ' ')} {spec.name!r} needs parameter(s): {', '.join(missing)}"
-        )
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"SystemExit (the plugin called sys.exit({exc.code!r}))"
@@ -391,40 +315,6 @@ def _plugin_stdout() -> Iterator[None]:
     """Send what a plugin prints while loading to stderr: stdout belongs to ``--json`` output."""
     with contextlib.redirect_stdout(sys.stderr):
         yield
-
-
-#: capability keys whose values xent reads, with the check each must pass
-_CAPABILITY_TYPES: dict[str, str] = {
-    "requires": "a list of module names (strings)",
-    "devices": "a list of device names (strings)",
-    "differentiable": "True or False",
-}
-
-
-def check_capabilities(qid: str, caps: Any) -> None:
-    """Raise :class:`RegistrationError` unless ``caps`` is a mapping xent can read.
-
-    ``requires`` and ``devices`` must be lists or tuples of strings (a bare string such as
-    ``"cpu"`` is refused: it would be read letter by letter) and ``differentiable`` a bool.
-    Other keys are kept as free-form metadata.
-    """
-    if not isinstance(caps, Mapping):
-        raise RegistrationError(
-            f"{qid}: capabilities must be a dict, got {caps!r} ({type(caps).__name__})"
-        )
-    for key, value in caps.items():
-        if not isinstance(key, str):
-            raise RegistrationError(f"{qid}: capability keys must be strings, got {key!r}")
-        if key in ("requires", "devices"):
-            ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
-        elif key == "differentiable":
-            ok = isinstance(value, bool)
-        else:
-            continue
-        if not ok:
-            raise RegistrationError(
-                f"{qid}: capabilities[{key!r}] must be {_CAPABILITY_TYPES[key]}, got {value!r}"
-            )
 
 
 _default: Registry | None = None
