@@ -1,7 +1,19 @@
 """xent core: plugin registry, component specs, loss stacks and the Python API.
 
 Importing ``xent_core`` does not import torch: ``Loss``, ``LossStack`` and the testing kit are
-loaded on first access.
+loaded on first access. The modules, each with one job (no import cycles, each importable alone):
+
+- ``api``: the factories (``loss``, ``estimator``, ``kernel``, ``scaling_model``, ``stack``);
+- ``registry`` (with ``_sources``, ``_component_checks``, ``_hooks``): loads plugins, holds specs;
+- ``hookspecs``: the pluggy hooks and the ``Register`` callables they receive;
+- ``components`` (with ``_records``, ``_static``, ``_live``, ``_docstrings``): a component's
+  spec, read from its source without importing it, or from the live object;
+- ``protocols``: what a kernel, an estimator and a scaling model provide;
+- ``base_loss``: ``Loss`` and ``LossStack`` (torch); ``stack_spec``: the stack-spec parser;
+- ``validate``, ``errors``, ``naming``, ``checks``: parameter validators, the exception
+  hierarchy, name rules, the data-dependent input-check switch;
+- ``cli``, ``catalogue``, ``jsonout``, ``testing``: the ``xent`` command, ``docs/components.md``,
+  JSON output, the plugin author kit.
 """
 
 from __future__ import annotations
