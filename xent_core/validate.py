@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import BadParameterError
 
@@ -51,11 +51,11 @@ def _is_bool(value: object) -> bool:
     )
 
 
-def _is_real(value: object) -> bool:
+def _is_real(value: object) -> TypeGuard[numbers.Real]:
     return isinstance(value, numbers.Real) and not _is_bool(value)
 
 
-def _is_integral(value: object) -> bool:
+def _is_integral(value: object) -> TypeGuard[numbers.Integral]:
     return isinstance(value, numbers.Integral) and not _is_bool(value)
 
 
@@ -88,7 +88,7 @@ def number(
     """
     if not _is_real(value):
         raise BadParameterError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-    x = float(value)  # type: ignore[arg-type]
+    x = float(value)
     if math.isnan(x) or (math.isinf(x) and not allow_inf):
         raise BadParameterError(f"{name} must be a finite number, got {value!r}")
     too_low = low is not None and (x <= low if low_open else x < low)
@@ -123,7 +123,7 @@ def integer(name: str, value: object, *, low: int | None = None, high: int | Non
         raise BadParameterError(
             f"{name} must be an integer, got {value!r} ({type(value).__name__})"
         )
-    i: int = int(value)  # type: ignore[call-overload]
+    i = int(value)
     if (low is not None and i < low) or (high is not None and i > high):
         lo = "-inf" if low is None else str(low)
         hi = "inf" if high is None else str(high)
