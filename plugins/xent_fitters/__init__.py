@@ -14,6 +14,7 @@ LAWS: dict[str, str] = {
     "kaplan": "xent_fitters.kaplan:KaplanLaw",
     "chinchilla": "xent_fitters.chinchilla:ChinchillaLaw",
     "isoflop": "xent_fitters.isoflop:IsoFLOPLaw",
+    "compute-frontier": "xent_fitters.frontier:ComputeFrontier",
     "nmt-bivariate": "xent_fitters.nmt_bivariate:NMTBivariateLaw",
     "data-constrained": "xent_fitters.data_constrained:DataConstrainedLaw",
     "entropy-performance": "xent_fitters.entropy_performance:EntropyPerformanceLaw",
