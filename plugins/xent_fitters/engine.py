@@ -15,15 +15,16 @@ Global search (:func:`global_search`) runs a batched projected L-BFGS on every s
 start, so it finds the same local optimum the per-start scipy search finds from that start; the
 test-suite and ``benchmarks/fit_chinchilla.py`` check the result equals the exhaustive search.
 
+The batched L-BFGS lives in :mod:`~xent_fitters.lbfgs` and the BLAS thread control in
+:mod:`~xent_fitters.threads` (both re-exported here).
+
 Bootstrap (:func:`bootstrap_fit`) resamples points as multinomial counts ``w_i``: the weighted
 objective equals the objective on the resampled data set, so B replicates are fitted together.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,46 +32,14 @@ import numpy as np
 
 from xent_core import BadParameterError, FitError
 
+from .lbfgs import BatchResult as BatchResult  # re-exported: engine is the public entry
+from .lbfgs import minimize_batched
+from .threads import _single_threaded
+from .threads import single_thread_blas as single_thread_blas  # re-exported
+
 #: ``log_predict(theta (S, k)) -> (log_pred (S, n), vjp)`` with ``vjp(u (S, n)) -> (S, k)``
 #: returning ``sum_i u[s, i] * d log_pred[s, i] / d theta[s, :]``.
 LogPredict = Callable[[np.ndarray], tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]]
-
-
-_CONTROLLER: Any = None
-
-
-@contextlib.contextmanager
-def single_thread_blas() -> Iterator[None]:
-    """Run BLAS single-threaded inside the block (when ``threadpoolctl`` is installed).
-
-    The fits make many tiny BLAS calls (scipy's L-BFGS-B, matrix-vector products); with
-    OpenBLAS threads on a busy machine each one can wait milliseconds for its threads, which made
-    a polish 80 times slower in our measurements. One thread is always faster at these sizes.
-    """
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        import scipy.optimize  # noqa: F401  (load scipy's own BLAS before taking control)
-
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - optional
-            _CONTROLLER = False
-        else:
-            _CONTROLLER = ThreadpoolController()
-    if _CONTROLLER is False:
-        yield
-        return
-    with _CONTROLLER.limit(limits=1, user_api="blas"):
-        yield
-
-
-def _single_threaded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with single_thread_blas():
-            return fn(*args, **kwargs)
-
-    return wrapper
 
 
 def huber(r: np.ndarray, delta: float) -> np.ndarray:
@@ -154,179 +123,6 @@ class Problem:
 
     def clip(self, theta: np.ndarray) -> np.ndarray:
         return np.clip(theta, self.lower, self.upper)
-
-
-# --------------------------------------------------------------------------- batched L-BFGS
-@dataclass
-class BatchResult:
-    """End points of a batched minimisation."""
-
-    theta: np.ndarray  # (S, k)
-    f: np.ndarray  # (S,)
-    converged: np.ndarray  # (S,) bool
-    nit: np.ndarray  # (S,) iterations used
-    n_evals: int = 0  # batched objective evaluations
-
-
-def _two_loop(
-    g: np.ndarray, s_hist: np.ndarray, y_hist: np.ndarray, rho: np.ndarray, count: np.ndarray
-) -> np.ndarray:
-    """Batched L-BFGS two-loop recursion. Histories are (m, S, k) ring buffers, newest last."""
-    m = s_hist.shape[0]
-    q = g.copy()
-    alpha = np.zeros((m, g.shape[0]))
-    for j in range(m - 1, -1, -1):
-        valid = j >= m - count
-        a = rho[j] * np.einsum("sk,sk->s", s_hist[j], q)
-        a = np.where(valid, a, 0.0)
-        alpha[j] = a
-        q -= a[:, None] * y_hist[j]
-    yy = np.einsum("sk,sk->s", y_hist[-1], y_hist[-1])
-    sy = np.einsum("sk,sk->s", s_hist[-1], y_hist[-1])
-    gamma = np.where((count > 0) & (yy > 0), sy / np.where(yy > 0, yy, 1.0), 1.0)
-    r = q * gamma[:, None]
-    for j in range(m):
-        valid = j >= m - count
-        b = rho[j] * np.einsum("sk,sk->s", y_hist[j], r)
-        r += np.where(valid, alpha[j] - b, 0.0)[:, None] * s_hist[j]
-    return -r
-
-
-@_single_threaded
-def minimize_batched(
-    problem: Problem,
-    theta0: np.ndarray,
-    *,
-    weights: np.ndarray | None = None,
-    maxiter: int = 500,
-    pgtol: float = 1e-10,
-    ftol: float = 1e-13,
-    memory: int = 10,
-    chunk: int | None = None,
-    callback: Callable[[int, np.ndarray, np.ndarray, np.ndarray], None] | None = None,
-) -> BatchResult:
-    """Minimise ``problem`` from every row of ``theta0`` (S, k) at once (projected L-BFGS).
-
-    Each start stops on its own when its projected gradient is below ``pgtol`` or the relative
-    decrease of its objective falls below ``ftol``; only active starts are evaluated.
-    ``weights`` (n,) or (S, n) weight the points per start (bootstrap counts).
-    ``chunk`` bounds the number of starts evaluated together (memory).
-    """
-    theta0 = np.atleast_2d(np.asarray(theta0, dtype=np.float64))
-    S, k = theta0.shape
-    if k != problem.k:
-        raise FitError(f"starts have {k} parameters, the law has {problem.k} ({problem.names})")
-    if chunk is None:
-        chunk = max(1, int(4_000_000 // max(problem.n, 1)))
-    if S > chunk:
-        parts = [
-            minimize_batched(
-                problem,
-                theta0[i : i + chunk],
-                weights=None if weights is None or weights.ndim == 1 else weights[i : i + chunk],
-                maxiter=maxiter,
-                pgtol=pgtol,
-                ftol=ftol,
-                memory=memory,
-                chunk=chunk,
-            )
-            for i in range(0, S, chunk)
-        ]
-        return BatchResult(
-            theta=np.concatenate([p.theta for p in parts]),
-            f=np.concatenate([p.f for p in parts]),
-            converged=np.concatenate([p.converged for p in parts]),
-            nit=np.concatenate([p.nit for p in parts]),
-            n_evals=sum(p.n_evals for p in parts),
-        )
-
-    def fg(th: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        w = None if weights is None else (weights if weights.ndim == 1 else weights[idx])
-        return problem.value_and_grad(th, w)
-
-    x = problem.clip(theta0.copy())
-    all_idx = np.arange(S)
-    f, g = fg(x, all_idx)
-    n_evals = 1
-    s_hist = np.zeros((memory, S, k))
-    y_hist = np.zeros((memory, S, k))
-    rho = np.zeros((memory, S))
-    count = np.zeros(S, dtype=np.int64)
-    active = np.isfinite(f)
-    converged = np.zeros(S, dtype=bool)
-    nit = np.zeros(S, dtype=np.int64)
-    lo, hi = problem.lower, problem.upper
-
-    def projected_grad_norm(xa: np.ndarray, ga: np.ndarray) -> np.ndarray:
-        return np.abs(problem.clip(xa - ga) - xa).max(axis=1)
-
-    pg = projected_grad_norm(x, g)
-    done = pg <= pgtol
-    converged |= done & active
-    active &= ~done
-
-    for it in range(maxiter):
-        if callback is not None:
-            callback(it, x, f, active)
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        xa, fa, ga = x[idx], f[idx], g[idx]
-        d = _two_loop(ga, s_hist[:, idx], y_hist[:, idx], rho[:, idx], count[idx])
-        # variables at a bound with the direction pointing out are frozen for this step
-        at_lo = (xa <= lo) & (d < 0)
-        at_hi = (xa >= hi) & (d > 0)
-        d = np.where(at_lo | at_hi, 0.0, d)
-        slope = np.einsum("sk,sk->s", ga, d)
-        bad = ~(slope < 0)
-        if bad.any():  # not a descent direction: fall back to steepest descent, drop memory
-            d[bad] = -ga[bad]
-            d[bad] = np.where(
-                ((xa[bad] <= lo) & (d[bad] < 0)) | ((xa[bad] >= hi) & (d[bad] > 0)), 0.0, d[bad]
-            )
-            count[idx[bad]] = 0
-        first = count[idx] == 0
-        t = np.where(first, np.minimum(1.0, 1.0 / np.maximum(np.abs(d).max(axis=1), 1e-300)), 1.0)
-        pending = np.ones(idx.size, dtype=bool)
-        x_new, f_new, g_new = xa.copy(), fa.copy(), ga.copy()
-        for _ls in range(40):
-            p = np.flatnonzero(pending)
-            if p.size == 0:
-                break
-            xt = problem.clip(xa[p] + t[p, None] * d[p])
-            ft, gt = fg(xt, idx[p])
-            n_evals += 1
-            decrease = np.einsum("sk,sk->s", ga[p], xt - xa[p])
-            ok = np.isfinite(ft) & (ft <= fa[p] + 1e-4 * decrease)
-            acc = p[ok]
-            x_new[acc], f_new[acc], g_new[acc] = xt[ok], ft[ok], gt[ok]
-            pending[acc] = False
-            t[p[~ok]] *= 0.5
-        failed = pending  # no acceptable step: the start is stuck at numerical precision
-        step = x_new - xa
-        yv = g_new - ga
-        sy = np.einsum("sk,sk->s", step, yv)
-        upd = (~failed) & (sy > 1e-16 * np.maximum(np.einsum("sk,sk->s", yv, yv), 1e-300))
-        if upd.any():
-            u = idx[upd]
-            s_hist[:, u] = np.roll(s_hist[:, u], -1, axis=0)
-            y_hist[:, u] = np.roll(y_hist[:, u], -1, axis=0)
-            rho[:, u] = np.roll(rho[:, u], -1, axis=0)
-            s_hist[-1, u] = step[upd]
-            y_hist[-1, u] = yv[upd]
-            rho[-1, u] = 1.0 / sy[upd]
-            count[u] = np.minimum(count[u] + 1, memory)
-        rel = (fa - f_new) / np.maximum(np.maximum(np.abs(fa), np.abs(f_new)), 1e-300)
-        x[idx], f[idx], g[idx] = x_new, f_new, g_new
-        nit[idx] += 1
-        pg = projected_grad_norm(x_new, g_new)
-        stop_ok = (pg <= pgtol) | ((rel <= ftol) & ~failed)
-        # a failed line search right after a steepest-descent step means no progress is possible
-        stop_stuck = failed & first
-        converged[idx[stop_ok | stop_stuck]] = True
-        active[idx[stop_ok | stop_stuck]] = False
-        count[idx[failed & ~first]] = 0  # retry once with steepest descent
-    return BatchResult(theta=x, f=f, converged=converged, nit=nit, n_evals=n_evals)
 
 
 # --------------------------------------------------------------------------- scipy polish

@@ -25,19 +25,15 @@ import numpy as np
 from xent_core import FitError
 from xent_core.validate import integer, number, optional, positive
 
+from .curve_metrics import curve_metrics, mean_metrics
+from .curve_plots import plot_curve_result
+from .curve_result import CurveFitResult
+from .curves import check_curves, check_given_params
 from .engine import Problem, bootstrap_fit, global_search
 from .identify import at_bounds, bound_warnings
 from .multi_power import decay_start
 from .options import bootstrap_option
 from .result import summarise_samples
-from .schedules import (
-    CurveFitResult,
-    check_curves,
-    check_given_params,
-    curve_metrics,
-    mean_metrics,
-    plot_curve_result,
-)
 
 PARAM_NAMES = ("L0", "A", "alpha", "C")
 _THETA_NAMES = ("L0", "log_A", "alpha", "log_C")

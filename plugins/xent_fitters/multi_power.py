@@ -29,18 +29,14 @@ import numpy as np
 from xent_core import BadParameterError, FitError
 from xent_core.validate import integer, optional, positive
 
+from .curve_metrics import curve_metrics, mean_metrics
+from .curve_plots import plot_curve_result
+from .curve_result import CurveFitResult
+from .curves import check_curves, check_given_params
 from .identify import at_bounds, bound_warnings
 from .options import bootstrap_option
 from .result import summarise_samples
-from .schedules import (
-    CurveFitResult,
-    check_curves,
-    check_given_params,
-    curve_metrics,
-    huber_least_squares,
-    mean_metrics,
-    plot_curve_result,
-)
+from .robust_fit import huber_least_squares
 
 PARAM_NAMES = ("L0", "A", "alpha", "B", "C", "beta", "gamma")
 _THETA_NAMES = ("L0", "log_A", "alpha", "log_B", "log_C", "beta", "gamma")
