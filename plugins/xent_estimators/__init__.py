@@ -29,6 +29,9 @@ ESTIMATORS: dict[str, str] = {
     "gaussian-entropy": "xent_estimators.gaussian_entropy:GaussianEntropy",
     "token-entropy": "xent_estimators.token_entropy:TokenEntropy",
     "policy-entropy-covariance": "xent_estimators.policy_entropy_covariance:PolicyEntropyCovariance",
+    "ece": "xent_estimators.ece:ExpectedCalibrationError",
+    "brier-score": "xent_estimators.brier_score:BrierScore",
+    "ks-calibration-error": "xent_estimators.ks_calibration:KSCalibrationError",
 }
 
 
