@@ -32,6 +32,7 @@ ESTIMATORS: dict[str, str] = {
     "ece": "xent_estimators.ece:ExpectedCalibrationError",
     "brier-score": "xent_estimators.brier_score:BrierScore",
     "ks-calibration-error": "xent_estimators.ks_calibration:KSCalibrationError",
+    "temperature-scaling": "xent_estimators.temperature_scaling:TemperatureScaling",
 }
 
 
@@ -44,10 +45,12 @@ def register_estimators(register: Register) -> None:
 
 @hookimpl
 def register_commands(register: RegisterCommand) -> None:
-    """Register ``xent estimate``."""
+    """Register ``xent estimate`` and ``xent calibrate``."""
+    from .calibrate_cli import calibrate
     from .cli import estimate
 
     register(estimate, name="estimate")
+    register(calibrate, name="calibrate")
 
 
 _HELPERS = {
@@ -58,6 +61,8 @@ _HELPERS = {
     "entropy_from_logits": "token_entropy",
     "entropy_from_hidden": "token_entropy",
     "Estimate": "_common",
+    "fit_temperature": "temperature_scaling",
+    "Calibration": "temperature_scaling",
 }
 
 

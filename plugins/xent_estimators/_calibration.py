@@ -35,7 +35,7 @@ NORMS = ("l1", "l2", "max")
 WEIGHTINGS = ("count", "uniform")
 
 #: rows per chunk when reducing an (N, C) input (bounded temporaries for large C)
-_CHUNK_ELEMENTS = 1 << 23
+_CHUNK_ELEMENTS = 1 << 22
 _SUM_TOL = 1e-3  # |sum_c p_c - 1| allowed for probability rows (float16/bfloat16 inputs round)
 
 
@@ -48,6 +48,8 @@ class Predictions:
     targets: torch.Tensor
     """(N,) int64 class ids (ignored rows already dropped)."""
     from_logits: bool
+    top: tuple[torch.Tensor, torch.Tensor] | None = None
+    """Row max and argmax of a probability matrix, kept by the validation pass."""
 
     @property
     def binary(self) -> bool:
@@ -127,31 +129,57 @@ def predictions(
             f"{who}: target {bad} is out of range: class ids must lie in [0, {num_classes})"
             + (f" or equal ignore_index={ignore_index}" if ignore_index is not None else "")
         )
-    _check_scores(scores, from_logits, who)
-    return Predictions(scores, y, from_logits)
+    top = _check_scores(scores, from_logits, who)
+    return Predictions(scores, y, from_logits, top)
 
 
-def _check_scores(scores: torch.Tensor, from_logits: bool, who: str) -> None:
+def _check_scores(
+    scores: torch.Tensor, from_logits: bool, who: str
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Finite values; for probabilities also [0, 1] and rows summing to 1.
+
+    One pass over the input in large row chunks (a few big reductions each, no device sync
+    inside the loop: many small parallel ops are slow on a busy CPU). For an (N, C) probability
+    matrix the same pass keeps each row's max and argmax, returned for :func:`top_label`.
+    """
     hint = "" if from_logits else " (pass from_logits=True for logits)"
-    for start in _chunks(scores):
-        part = scores[start : start + _chunks(scores).step]
-        lo, hi = torch.aminmax(part)
-        if not (bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))):
-            raise BadInputError(f"{who}: predictions contain NaN or inf values")
-        if from_logits:
-            continue
-        if float(lo) < 0.0 or float(hi) > 1.0:
-            raise BadInputError(
-                f"{who}: probabilities must lie in [0, 1], got values in [{float(lo):.4g}, "
-                f"{float(hi):.4g}]{hint}"
-            )
-        if part.dim() == 2:
-            sums = part.sum(dim=1, dtype=torch.float64)
-            worst = float((sums - 1.0).abs().max()) if sums.numel() else 0.0
-            if worst > _SUM_TOL:
+    if scores.dim() == 1:
+        lo, hi = torch.aminmax(scores)
+        top = arg = None
+    else:
+        n = scores.shape[0]
+        low = torch.empty(n, dtype=scores.dtype, device=scores.device)
+        top = torch.empty(n, dtype=scores.dtype, device=scores.device)
+        arg = torch.empty(n, dtype=torch.int64, device=scores.device)
+        sums = (
+            None if from_logits else torch.empty(n, dtype=_sum_dtype(scores), device=scores.device)
+        )
+        for start in _chunks(scores):
+            part = scores[start : start + _chunks(scores).step]
+            rows = slice(start, start + len(part))
+            torch.amin(part, dim=1, out=low[rows])
+            torch.max(part, dim=1, out=(top[rows], arg[rows]))
+            if sums is not None:
+                torch.sum(part, dim=1, dtype=sums.dtype, out=sums[rows])
+        lo, hi = low.min(), top.max()
+        if sums is not None:
+            worst = float((sums - 1.0).abs().max())
+            if worst > _SUM_TOL and bool(torch.isfinite(lo) & torch.isfinite(hi)):
                 raise BadInputError(
                     f"{who}: probability rows must sum to 1, one is off by {worst:.3g}{hint}"
                 )
+    if not (bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))):
+        raise BadInputError(f"{who}: predictions contain NaN or inf values")
+    if not from_logits and (float(lo) < 0.0 or float(hi) > 1.0):
+        raise BadInputError(
+            f"{who}: probabilities must lie in [0, 1], got values in [{float(lo):.4g}, "
+            f"{float(hi):.4g}]{hint}"
+        )
+    return None if (from_logits or top is None or arg is None) else (top, arg)
+
+
+def _sum_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 def positive_probability(pred: Predictions) -> np.ndarray:
@@ -176,6 +204,10 @@ def top_label(pred: Predictions) -> tuple[np.ndarray, np.ndarray]:
         conf = np.where(predicted == 1, p1, 1.0 - p1)
         return conf, (predicted == to_host(pred.targets)).astype(np.float64)
     x = pred.x
+    if pred.top is not None:
+        top, arg = pred.top
+        correct = (arg == pred.targets).to(torch.float64)
+        return to_host(top), to_host(correct)
     conf = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
     arg = torch.empty(x.shape[0], dtype=torch.int64, device=x.device)
     for start in _chunks(x):
