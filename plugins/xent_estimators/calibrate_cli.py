@@ -67,7 +67,7 @@ def calibrate(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Fit temperature scaling on held-out logits; print T and NLL, ECE, Brier before and after."""
-    import json
+    from xent_core.jsonout import dumps
 
     from ._io import load_data
     from .temperature_scaling import fit_temperature
@@ -83,7 +83,7 @@ def calibrate(
         out["data"] = str(logits_file)
         if plot is not None:
             out["plot"] = str(plot)
-        typer.echo(json.dumps(out, indent=2))
+        typer.echo(dumps(out))
         return
     typer.echo(result.summary())
     if plot is not None:

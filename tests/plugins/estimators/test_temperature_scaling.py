@@ -167,6 +167,7 @@ def test_cli_npz_json_and_plot(app, tmp_path):
     out = json.loads(res.output)
     assert out["temperature"] == pytest.approx(fit_temperature(z, y).temperature, rel=1e-12)
     assert out["after"]["ece"] < out["before"]["ece"]
+    assert None in out["before"]["table"]["accuracy"]  # empty bins: strict JSON null, not NaN
     assert (tmp_path / "d.png").exists()
 
 
