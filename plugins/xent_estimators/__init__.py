@@ -33,6 +33,7 @@ ESTIMATORS: dict[str, str] = {
     "brier-score": "xent_estimators.brier_score:BrierScore",
     "ks-calibration-error": "xent_estimators.ks_calibration:KSCalibrationError",
     "temperature-scaling": "xent_estimators.temperature_scaling:TemperatureScaling",
+    "pass-at-k": "xent_estimators.pass_at_k:PassAtK",
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from xent_core import BadInputError, BadParameterError
+from xent_core import BadInputError, BadParameterError, validate
 
 from ._common import check_finite, finish
 
@@ -81,17 +81,25 @@ def clip_cov_mask(
     cov_low: float = 1.0,
     cov_high: float = 5.0,
     generator: torch.Generator | None = None,
+    old_logprobs: Any = None,
+    clip_ratio_low: float = 0.2,
+    clip_ratio_high: float = 0.2,
 ) -> torch.Tensor:
     """Clip-Cov token selection: which tokens to exclude from the policy-gradient update.
 
     Among the valid tokens whose covariance ``Cov_i`` (see :func:`token_covariance`) lies in
-    ``[cov_low, cov_high]``, picks ``max(1, int(clip_ratio * N))`` uniformly at random (``N`` valid
-    tokens; fewer if fewer are eligible). The loop then detaches the gradient of those tokens::
+    ``(cov_low, cov_high)`` (strict, as the reference implementation), picks
+    ``max(1, int(clip_ratio * N))`` uniformly at random (``N`` valid tokens; fewer if fewer are
+    eligible). With ``old_logprobs``, tokens that PPO already clips (``-A clip(ratio) > -A ratio``
+    with ``ratio = exp(logp - old)`` and the ``clip_ratio_low``/``clip_ratio_high`` range) are not
+    eligible, as in the reference; without it no token is excluded for that reason. The loss
+    then drops those tokens (the registered ``clip-cov`` loss does all of this)::
 
-        sel = clip_cov_mask(logp, adv, resp_mask)
+        sel = clip_cov_mask(logp, adv, resp_mask, old_logprobs=old_logp)
         pg_loss = -(adv * ratio)[resp_mask & ~sel].sum() / resp_mask.sum()
 
-    Returns a bool tensor of the token shape. Defaults are the paper's (r = 2e-4, [1, 5]).
+    Returns a bool tensor of the token shape. Defaults are the reference's (r = 2e-4, (1, 5),
+    eps = 0.2); ``clip_ratio=0`` selects nothing (the reference requires r > 0).
     """
     if not 0.0 <= float(clip_ratio) <= 1.0:
         raise BadParameterError(f"clip_ratio must lie in [0, 1], got {clip_ratio!r}")
@@ -99,7 +107,17 @@ def clip_cov_mask(
         raise BadParameterError(f"cov_low ({cov_low}) must be <= cov_high ({cov_high})")
     _, _, valid = _prepare(logprobs, advantages, mask)
     cov = token_covariance(logprobs, advantages, mask)
-    eligible = valid & (cov >= cov_low) & (cov <= cov_high)
+    eligible = valid & (cov > cov_low) & (cov < cov_high)
+    if old_logprobs is not None:
+        low = validate.unit_interval("clip_ratio_low", clip_ratio_low)
+        high = validate.nonnegative("clip_ratio_high", clip_ratio_high)
+        lp, adv, _ = _prepare(logprobs, advantages, mask)
+        old = torch.as_tensor(old_logprobs).detach().to(device=lp.device, dtype=lp.dtype)
+        if old.shape != lp.shape:
+            raise BadInputError(f"old_logprobs must have shape {tuple(lp.shape)}")
+        ratio = torch.exp(lp - old)
+        clipped = -adv * ratio.clamp(1.0 - low, 1.0 + high) > -adv * ratio
+        eligible &= ~clipped
     out = torch.zeros_like(valid)
     take = min(_selection_size(float(clip_ratio), int(valid.sum())), int(eligible.sum()))
     if take == 0:
@@ -112,16 +130,18 @@ def clip_cov_mask(
 
 
 def kl_cov_mask(
-    logprobs: Any, advantages: Any, mask: Any = None, *, k_ratio: float = 2e-3
+    logprobs: Any, advantages: Any, mask: Any = None, *, k_ratio: float = 2e-4
 ) -> torch.Tensor:
     """KL-Cov token selection: the top ``max(1, int(k_ratio * N))`` valid tokens by covariance.
 
-    The loop adds a KL penalty ``beta |log pi - log pi_old|`` on those tokens only::
+    The loop adds a KL penalty ``beta |log pi - log pi_old|`` on those tokens only (the
+    registered ``kl-cov`` loss does this)::
 
         sel = kl_cov_mask(logp, adv, resp_mask)
         loss_tok = -adv * ratio + beta * sel * (logp - logp_old).abs()
 
-    Returns a bool tensor of the token shape. Default ``k_ratio`` is the paper's 2e-3.
+    Returns a bool tensor of the token shape. Default ``k_ratio`` is the reference
+    implementation's 2e-4 (the paper used 2e-3 for its 7B model and 2e-4 for 32B).
     """
     if not 0.0 <= float(k_ratio) <= 1.0:
         raise BadParameterError(f"k_ratio must lie in [0, 1], got {k_ratio!r}")

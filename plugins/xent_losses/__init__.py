@@ -27,6 +27,10 @@ LOSSES: dict[str, str] = {
     "two-hot": "xent_losses.two_hot:TwoHotLoss",
     "pass-at-n": "xent_losses.pass_at_n:PassAtNLoss",
     "emo": "xent_losses.emo:EMOLoss",
+    "dco": "xent_losses.dco:DCOLoss",
+    "implicit-prm": "xent_losses.implicit_prm:ImplicitPRMLoss",
+    "clip-cov": "xent_losses.clip_cov:ClipCovLoss",
+    "kl-cov": "xent_losses.kl_cov:KLCovLoss",
 }
 
 

@@ -22,16 +22,18 @@ ISSUE_NAMES = {
     "cross-entropy", "z-loss", "comp-sum", "generalized-ce", "mae", "focal", "poly1", "ldr-kl",
     "aldr-kl", "dice", "bias-loss", "hl-gauss", "two-hot", "pass-at-n", "emo",
 }  # fmt: skip
+# post-training losses on sequence log-probabilities (no logits input)
+POLICY_LOSSES = {"implicit-prm", "clip-cov", "kl-cov"}
 
 
 def test_every_issue_component_is_registered_with_metadata() -> None:
     specs = {s.name: s for s in xent_core.list_components("loss", plugin="losses")}
-    assert set(specs) == ISSUE_NAMES == set(LOSSES)
+    assert ISSUE_NAMES <= set(specs) == set(LOSSES)
     for name, spec in specs.items():
         assert spec.summary and len(spec.summary) < 100, name
         assert "Citation" in spec.doc, name
         assert spec.citations and all(c.arxiv.startswith("arXiv:") for c in spec.citations), name
-        assert "logits" in spec.inputs, name
+        assert "logits" in spec.inputs + spec.optional_inputs or name in POLICY_LOSSES, name
         assert "reduction" in spec.param_names, name
         assert spec.capabilities.get("differentiable") is True, name
     assert specs["aldr-kl"].inputs == ("logits", "targets", "sample_ids")
@@ -45,7 +47,7 @@ def test_listing_does_not_import_torch() -> None:
     code = (
         "import sys, xent_core\n"
         "specs = xent_core.list_components('loss', plugin='losses')\n"
-        "assert len(specs) == 15, len(specs)\n"
+        "assert len(specs) >= 15, len(specs)\n"
         "xent_core.info('aldr-kl').to_dict()\n"
         "assert 'torch' not in sys.modules, 'listing imported torch'\n"
     )

@@ -1,0 +1,98 @@
+"""Unbiased pass@k from n samples with c correct, stable for any n."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from xent_core import BadInputError, BadParameterError, validate
+
+from ._common import finish
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """``1 - C(n - c, k) / C(n, k)`` as ``1 - prod_{i=n-c+1}^{n} (1 - k / i)`` in log space.
+
+    Never forms a binomial coefficient: the log of the product is a sum of ``log1p(-k / i)``, and
+    ``-expm1`` of it keeps the digits of a small pass@k.
+    """
+    if c == 0:
+        return 0.0
+    if n - c < k:
+        return 1.0
+    i = np.arange(n - c + 1, n + 1, dtype=np.float64)
+    return float(-np.expm1(np.log1p(-k / i).sum()))
+
+
+def _counts(x: Any, name: str) -> np.ndarray:
+    arr = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise BadInputError(f"{name} must be integer counts, got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+        raise BadInputError(f"{name} must be whole numbers")
+    if arr.dtype.kind == "b":
+        raise BadInputError(f"{name} must be integer counts, not booleans")
+    return np.atleast_1d(arr.astype(np.int64).reshape(-1))
+
+
+class PassAtK:
+    """Unbiased pass@k: chance that k of n samples (c of them correct) contain a correct one.
+
+        pass@k = 1 - C(n - c, k) / C(n, k) = 1 - prod_{i = n-c+1}^{n} (1 - k / i),
+
+    averaged over problems. The product form (in log space) never overflows, so n can be in the
+    millions. c = 0 gives 0; n - c < k gives 1. The model-side counterpart for a known answer
+    probability p is the coverage ``1 - (1 - p)^N`` that ``dco`` and ``pass-at-n`` optimise.
+
+    Call ``est(num_samples, num_correct)``: ``num_samples`` an int or (P,) counts n per problem,
+    ``num_correct`` (P,) counts c. Returns the mean pass@k over problems (for the first k when
+    ``k`` is a list); ``details`` holds ``per_problem`` (P,) and ``pass_at`` ({k: mean}).
+
+    Args:
+        k: samples drawn at evaluation (an int >= 1, or a list of them); k > n is an error.
+
+    Citation: Chen et al., "Evaluating Large Language Models Trained on Code" (arXiv:2107.03374).
+    """
+
+    citation = ("Evaluating Large Language Models Trained on Code", "arXiv:2107.03374")
+    capabilities = {"devices": ("cpu",)}
+
+    def __init__(self, k: int | list[int] = 1) -> None:
+        ks = list(k) if isinstance(k, (list, tuple)) else [k]
+        if not ks:
+            raise BadParameterError("k must be an integer >= 1 or a non-empty list of them")
+        self.k = [validate.integer("k", v, low=1) for v in ks]
+        self.units = "probability"
+
+    def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:
+        if y is None:
+            raise BadInputError("pass-at-k needs num_samples (x) and num_correct (y)")
+        c = _counts(y, "num_correct")
+        n = _counts(x, "num_samples")
+        if n.size == 1:
+            n = np.full_like(c, n[0])
+        if n.shape != c.shape:
+            raise BadInputError(
+                f"num_samples has {n.size} entries but num_correct has {c.size} (one per problem)"
+            )
+        if c.size == 0:
+            raise BadInputError("pass-at-k needs at least one problem")
+        if np.any(c < 0) or np.any(c > n):
+            raise BadInputError("num_correct must lie in [0, num_samples] for every problem")
+        too_big = [k for k in self.k if np.any(k > n)]
+        if too_big:
+            raise BadInputError(
+                f"k = {too_big[0]} exceeds the number of samples (min n = {int(n.min())}): pass@k "
+                "is undefined for k > n"
+            )
+        table = {
+            k: np.array([pass_at_k(int(ni), int(ci), k) for ni, ci in zip(n, c)]) for k in self.k
+        }
+        first = table[self.k[0]]
+        info = {
+            "per_problem": first,
+            "pass_at": {k: float(v.mean()) for k, v in table.items()},
+            "problems": int(c.size),
+        }
+        return finish(float(first.mean()), info, details)
