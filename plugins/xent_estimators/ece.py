@@ -47,7 +47,7 @@ class ExpectedCalibrationError:
         binning: ``uniform`` (equal widths) or ``quantile`` (equal counts; ties can empty bins).
         norm: ``l1`` (ECE), ``l2`` (RMS calibration error) or ``max`` (MCE).
         weighting: ``count`` (bins weighted by their share of predictions) or ``uniform``.
-        mode: ``top-label`` (c = max_c p_c, k = 1[argmax = y]), ``binary`` (c = p(y=1), k = y;
+        mode: ``top-label`` (c = max_c p_c, k = 1 if argmax = y), ``binary`` (c = p(y=1), k = y;
             (N,) or (N, 2) inputs) or ``classwise`` (binary ECE of every class, averaged).
         from_logits: the input holds logits (softmax, or sigmoid for (N,) inputs), not probabilities.
         ignore_index: targets equal to it are dropped (None: keep every row).

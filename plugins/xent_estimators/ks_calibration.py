@@ -39,7 +39,7 @@ class KSCalibrationError:
     ``accuracy``) with ``n_bins`` uniform bins for plotting; classwise mode gives ``per_class``.
 
     Args:
-        mode: ``top-label`` (c = max_c p_c, k = 1[argmax = y]), ``binary`` (c = p(y=1), k = y)
+        mode: ``top-label`` (c = max_c p_c, k = 1 if argmax = y), ``binary`` (c = p(y=1), k = y)
             or ``classwise`` (mean over classes of the binary KS of each class).
         from_logits: the input holds logits (softmax, or sigmoid for (N,) inputs).
         n_bins: uniform bins of the reliability table in ``details`` (does not change the value).

@@ -31,6 +31,11 @@ LOSSES: dict[str, str] = {
     "implicit-prm": "xent_losses.implicit_prm:ImplicitPRMLoss",
     "clip-cov": "xent_losses.clip_cov:ClipCovLoss",
     "kl-cov": "xent_losses.kl_cov:KLCovLoss",
+    "correctness-aware": "xent_losses.correctness_aware:CorrectnessAwareLoss",
+    "cape": "xent_losses.cape:CaPELoss",
+    "symmetric-ce": "xent_losses.symmetric_ce:SymmetricCELoss",
+    "binary-kd": "xent_losses.binary_kd:BinaryKDLoss",
+    "nt-xent": "xent_losses.nt_xent:NTXentLoss",
 }
 
 

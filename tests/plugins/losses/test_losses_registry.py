@@ -22,8 +22,8 @@ ISSUE_NAMES = {
     "cross-entropy", "z-loss", "comp-sum", "generalized-ce", "mae", "focal", "poly1", "ldr-kl",
     "aldr-kl", "dice", "bias-loss", "hl-gauss", "two-hot", "pass-at-n", "emo",
 }  # fmt: skip
-# post-training losses on sequence log-probabilities (no logits input)
-POLICY_LOSSES = {"implicit-prm", "clip-cov", "kl-cov"}
+# losses without a logits input: sequence log-probabilities (RL) or embeddings (contrastive)
+NO_LOGITS = {"implicit-prm", "clip-cov", "kl-cov", "nt-xent"}
 
 
 def test_every_issue_component_is_registered_with_metadata() -> None:
@@ -33,7 +33,7 @@ def test_every_issue_component_is_registered_with_metadata() -> None:
         assert spec.summary and len(spec.summary) < 100, name
         assert "Citation" in spec.doc, name
         assert spec.citations and all(c.arxiv.startswith("arXiv:") for c in spec.citations), name
-        assert "logits" in spec.inputs + spec.optional_inputs or name in POLICY_LOSSES, name
+        assert "logits" in spec.inputs + spec.optional_inputs or name in NO_LOGITS, name
         assert "reduction" in spec.param_names, name
         assert spec.capabilities.get("differentiable") is True, name
     assert specs["aldr-kl"].inputs == ("logits", "targets", "sample_ids")
