@@ -19,6 +19,7 @@ KERNELS: dict[str, str] = {
     "cce-triton": "xent_cce.triton.kernel:CCETritonKernel",
     "naive": "xent_cce.torch.naive:NaiveKernel",
     "torch-native": "xent_cce.adapters.native:TorchNativeKernel",
+    "logprob-moments": "xent_cce.torch.moments:LogprobMomentsKernel",
 }
 
 #: canonical name -> (lazy target, package it wraps) of the peer adapters

@@ -323,3 +323,18 @@ class CCETorchKernel:
         )
         assert stats.entropy is not None
         return stats.entropy
+
+    def logprob_moments(
+        self,
+        hidden: torch.Tensor,
+        classifier: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
+        **params: Any,
+    ) -> Any:
+        """Per-token ``(logp_target, entropy, var_logp)``: the ``logprob-moments`` kernel."""
+        from .moments import logprob_moments
+
+        return logprob_moments(
+            hidden, classifier, targets, bias, chunk_elements=self.chunk_elements, **params
+        )
