@@ -33,6 +33,7 @@ from xent_core import BadInputError, validate
 from ..inputs import prepare_inputs
 from ..semantics import LogitMap
 from .chunked import _buffer, _Prepared, plan_chunks, token_chunks
+from .kernel import CCETorchKernel
 
 #: Logits elements per chunk: 2^22 (16 MiB in fp32); a handful of such temporaries are alive.
 DEFAULT_CHUNK_ELEMENTS = 1 << 22
@@ -249,7 +250,7 @@ def logprob_moments(
     )
 
 
-class LogprobMomentsKernel:
+class LogprobMomentsKernel(CCETorchKernel):
     """Per-token target log-prob, entropy and variance of log p from hidden states, chunked.
 
     For logits ``z`` of a linear head (``hidden @ classifier.T + bias``, then ``logit_scale``
@@ -262,11 +263,13 @@ class LogprobMomentsKernel:
 
     Call it as ``kernel(hidden, classifier, targets=None, bias=None, *, softcap=None,
     logit_scale=1.0, ignore_index=-100)`` (or ``kernel.logprob_moments(...)``); it returns
-    ``(logp_target, entropy, var_logp)``, each shaped like ``hidden.shape[:-1]``.
+    ``(logp_target, entropy, var_logp)``, each shaped like ``hidden.shape[:-1]``. It is a
+    ``cce-torch`` kernel otherwise (``linear_cross_entropy``, ``logsumexp``, ``token_entropy``).
 
     Args:
         chunk_elements: logits elements per chunk (2^22: 16 MiB per fp32 buffer, a handful
             of them alive at once).
+        filter_block: vocabulary columns per gradient-filtering block (``cce-torch``'s).
 
     Citation: Zhang et al., "Min-K%++: Improved Baseline for Detecting Pre-Training Data from
     Large Language Models", arXiv:2404.02936; Wijmans et al., "Cut Your Losses in
@@ -287,12 +290,10 @@ class LogprobMomentsKernel:
         "dtypes": ("float16", "bfloat16", "float32", "float64"),
     }
 
-    def __init__(self, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> None:
-        self.chunk_elements = validate.integer("chunk_elements", chunk_elements, low=1)
-
-    def available(self) -> tuple[bool, str]:
-        """Always available: it needs nothing but PyTorch."""
-        return True, f"pure PyTorch {torch.__version__}"
+    def __init__(
+        self, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS, filter_block: int = 1024
+    ) -> None:
+        super().__init__(chunk_elements=chunk_elements, filter_block=filter_block)
 
     def logprob_moments(
         self,
