@@ -290,9 +290,7 @@ class LogprobMomentsKernel(CCETorchKernel):
         "dtypes": ("float16", "bfloat16", "float32", "float64"),
     }
 
-    def __init__(
-        self, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS, filter_block: int = 1024
-    ) -> None:
+    def __init__(self, chunk_elements: int = 4194304, filter_block: int = 1024) -> None:
         super().__init__(chunk_elements=chunk_elements, filter_block=filter_block)
 
     def logprob_moments(

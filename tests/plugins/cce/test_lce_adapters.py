@@ -27,7 +27,7 @@ def _registered(monkeypatch, missing: set[str]) -> set[str]:
 
 def test_peers_registered_only_when_importable(monkeypatch):
     without = _registered(monkeypatch, {"cut_cross_entropy", "liger_kernel"})
-    assert without == {"cce-torch", "cce-triton", "naive", "torch-native"}
+    assert without == {"cce-torch", "cce-triton", "logprob-moments", "naive", "torch-native"}
     monkeypatch.undo()
     with_all = _registered(monkeypatch, set())
     for module, name in (("cut_cross_entropy", "apple-cce"), ("liger_kernel", "liger")):
