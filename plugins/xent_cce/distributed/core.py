@@ -264,8 +264,7 @@ def vocab_parallel_linear_cross_entropy(
         z_loss=z_loss,
     )
     check_num_items(num_items, opts.reduction)
-    if isinstance(vocab_start, bool) or not isinstance(vocab_start, int) or vocab_start < 0:
-        raise BadParameterError(f"vocab_start must be an int >= 0, got {vocab_start!r}")
+    vocab_start = validate.integer("vocab_start", vocab_start, low=0)
     if group is None:
         group_rank_size(None)
         group = dist.group.WORLD
