@@ -6,9 +6,10 @@ calibrator all start from predictions ``x`` and integer ``targets``:
 - ``x`` of shape (..., C), C >= 2: class probabilities, or logits with ``from_logits=True``;
 - ``x`` of shape (...,): the probability (or logit) of the positive class of a binary problem.
 
-Leading dimensions are flattened; targets equal to ``ignore_index`` are dropped. Large inputs are
-read in row chunks: the (N, C) matrix is never copied or upcast as a whole, only each chunk (in
-float64 for logits), so a million rows of a thousand classes cost one pass over the input.
+Leading dimensions are flattened; targets equal to ``ignore_index`` are dropped. The (N, C)
+matrix is never copied or upcast as a whole: probabilities are checked and reduced in place by
+whole-tensor row reductions (each allocates only an (N,) result), and logits are upcast to
+float64 one row chunk at a time for their log-sum-exp.
 
 Bins are half-open ``(lo, hi]`` (Guo et al.; sklearn's ``calibration_curve``) with a confidence of
 exactly 0 in the first bin, so no prediction is dropped. ``uniform`` bins split [0, 1] into equal
@@ -138,29 +139,18 @@ def _check_scores(
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Finite values; for probabilities also [0, 1] and rows summing to 1.
 
-    One pass over the input in large row chunks (a few big reductions each, no device sync
-    inside the loop: many small parallel ops are slow on a busy CPU). For an (N, C) probability
-    matrix the same pass keeps each row's max and argmax, returned for :func:`top_label`.
+    Three whole-tensor row reductions (min, max with argmax, sum): they allocate only (N,)
+    outputs, and a few large reductions beat many chunked ones on a busy CPU. For an (N, C)
+    probability matrix the row max and argmax are returned for :func:`top_label`.
     """
     hint = "" if from_logits else " (pass from_logits=True for logits)"
     if scores.dim() == 1:
         lo, hi = torch.aminmax(scores)
         top = arg = None
     else:
-        n = scores.shape[0]
-        low = torch.empty(n, dtype=scores.dtype, device=scores.device)
-        top = torch.empty(n, dtype=scores.dtype, device=scores.device)
-        arg = torch.empty(n, dtype=torch.int64, device=scores.device)
-        sums = (
-            None if from_logits else torch.empty(n, dtype=_sum_dtype(scores), device=scores.device)
-        )
-        for start in _chunks(scores):
-            part = scores[start : start + _chunks(scores).step]
-            rows = slice(start, start + len(part))
-            torch.amin(part, dim=1, out=low[rows])
-            torch.max(part, dim=1, out=(top[rows], arg[rows]))
-            if sums is not None:
-                torch.sum(part, dim=1, dtype=sums.dtype, out=sums[rows])
+        low = scores.amin(dim=1)
+        top, arg = scores.max(dim=1)
+        sums = None if from_logits else scores.sum(dim=1, dtype=_sum_dtype(scores))
         lo, hi = low.min(), top.max()
         if sums is not None:
             worst = float((sums - 1.0).abs().max())
