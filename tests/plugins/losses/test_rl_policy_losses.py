@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from xent_estimators.policy_entropy_covariance import clip_cov_mask, kl_cov_mask
+from xent_losses._policy import centred_covariance
 from xent_losses.implicit_prm import implicit_process_rewards
 
 import xent_core
@@ -161,6 +162,8 @@ def test_kl_cov_spec_value():
     lp = torch.tensor([[-0.1, -2.0, -0.5, -1.0]], dtype=F64, requires_grad=True)
     old = torch.tensor([[-0.2, -1.8, -0.5, -1.3]], dtype=F64)
     adv = torch.tensor([[1.0, 1.0, -1.0, -1.0]], dtype=F64)
+    cov = centred_covariance(lp, adv, torch.ones_like(adv, dtype=torch.bool))
+    torch.testing.assert_close(cov, torch.tensor([[0.8, -1.1, -0.4, 0.1]], dtype=F64))
     loss = xent_core.loss("kl-cov", kl_cov_ratio=0.25)
     assert float(loss(lp, old, adv).detach()) == pytest.approx(0.1314892841, abs=1e-10)
     assert loss.last_selected.tolist() == [[True, False, False, False]]
