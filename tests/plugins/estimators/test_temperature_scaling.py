@@ -192,3 +192,17 @@ def test_real_cli_exits_2_on_bad_input(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 2 and "targets" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_docs_demonstration_numbers():
+    """docs/calibration.md's over-confident classifier, without the plot: the printed numbers."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(5000, 10)) * 1.5
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = (p.cumsum(1) < rng.uniform(size=(5000, 1))).sum(1)
+    cal = fit_temperature(3.0 * z, y)
+    assert cal.temperature == pytest.approx(2.95236, abs=5e-6)
+    assert cal.before["ece"] == pytest.approx(0.320265, abs=5e-7)
+    assert cal.after["ece"] == pytest.approx(0.0165221, abs=5e-8)
+    assert cal.before["nll"] == pytest.approx(2.41935, abs=5e-6)
+    assert cal.after["nll"] == pytest.approx(1.59606, abs=5e-6)
