@@ -100,6 +100,11 @@ class EntropyPerformanceLaw:
             raise FitError(
                 "entropy-performance: all entropies are equal; a and b are not determined"
             )
+        if np.all(y == y[0]):
+            raise FitError(
+                f"entropy-performance: the performance R is constant ({y[0]:g} in every row), so "
+                "a and the ceiling are not determined; fit checkpoints whose R varies"
+            )
         m, c = weighted_line(x, y, np.ones((1, len(x))))
         params = {"a": float(-m[0]), "b": float(c[0])}
         pred = predict_performance(params, H=cols["H"])

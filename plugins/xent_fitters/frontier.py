@@ -183,6 +183,11 @@ class ComputeFrontier:
             runs.append((float(sizes[0]), C[m][order], loss[m][order]))
         if len(runs) < 2:
             raise FitError("compute-frontier: a frontier needs at least two runs")
+        if np.all(loss == loss[0]):
+            raise FitError(
+                f"compute-frontier: the loss is constant ({loss[0]:g} in every row); a frontier "
+                "needs losses that fall with compute"
+            )
         if len({n for n, _, _ in runs}) < 2:
             raise FitError(
                 "compute-frontier: all runs have the same model size; N*(C) is undefined"

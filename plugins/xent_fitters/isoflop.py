@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from xent_core import BadInputError, BadParameterError
+from xent_core import BadInputError, BadParameterError, FitError
 from xent_core.validate import flag, integer, nonnegative
 
 from .data import as_table, load_columns
@@ -34,7 +34,9 @@ def parabola_minimum(x: np.ndarray, loss: np.ndarray, w: np.ndarray | None = Non
         sw = np.sqrt(w)
         X, loss = X * sw[:, None], loss * sw
     coef, *_ = np.linalg.lstsq(X, loss, rcond=None)
-    if not coef[2] > 0:
+    # a curvature at round-off level (a flat loss) has no minimum either
+    flat = 1e-12 * max(float(np.max(np.abs(loss))), 1e-300) / max(float(np.ptp(x)) ** 2, 1e-300)
+    if not coef[2] > flat:
         return float("nan")
     return float(-coef[1] / (2.0 * coef[2]))
 
@@ -224,6 +226,11 @@ class IsoFLOPLaw:
         if B < 0 or B == 1:
             raise BadParameterError(f"bootstrap must be 0 (off) or >= 2, got {B}")
         cols = self.load(data, columns)
+        if "loss" in cols and np.all(cols["loss"] == cols["loss"][0]):
+            raise FitError(
+                f"isoflop: the loss is constant ({cols['loss'][0]:g} in every row), so no budget "
+                "has a minimum; fit runs whose loss varies with N"
+            )
         runs = "N" in cols
         opt = (
             self._optima(cols)

@@ -106,3 +106,26 @@ def test_multi_power_on_two_curves_names_the_unidentified_decay_shape():
     assert re.search(r"\bC = [-+.e0-9]+ \(lower bound\)", msg), msg
     assert "decay shape" in msg and "WSD" in msg
     assert any(issubclass(w.category, BoundWarning) for w in caught)
+
+
+def test_siblings_refuse_a_constant_target():
+    flat = np.full(30, 2.5)
+    runs = {"C": np.repeat([1e19, 1e20, 1e21], 10), "N": np.tile(np.logspace(8, 10, 10), 3)}
+    with pytest.raises(FitError, match="isoflop: the loss is constant"):
+        xent_core.scaling_model("isoflop").fit({**runs, "loss": flat})
+    with pytest.raises(FitError, match="R is constant"):
+        xent_core.scaling_model("entropy-performance").fit(
+            {"H": np.linspace(0.1, 1.0, 30), "R": np.full(30, 0.5)}
+        )
+    with pytest.raises(FitError, match="compute-frontier: the loss is constant"):
+        xent_core.scaling_model("compute-frontier").fit(
+            {"N": np.repeat([1e8, 2e8], 15), "C": np.tile(np.logspace(18, 20, 15), 2), "loss": flat}
+        )
+
+
+def test_a_flat_parabola_has_no_minimum():
+    from xent_fitters.isoflop import parabola_minimum
+
+    x = np.linspace(18.0, 22.0, 9)
+    assert np.isnan(parabola_minimum(x, np.full(9, 2.5) + 1e-15 * x))
+    assert parabola_minimum(x, 2.5 + 0.01 * (x - 20.3) ** 2) == pytest.approx(20.3)
