@@ -34,6 +34,7 @@ ESTIMATORS: dict[str, str] = {
     "ks-calibration-error": "xent_estimators.ks_calibration:KSCalibrationError",
     "temperature-scaling": "xent_estimators.temperature_scaling:TemperatureScaling",
     "pass-at-k": "xent_estimators.pass_at_k:PassAtK",
+    "neural-collapse": "xent_estimators.neural_collapse:NeuralCollapse",
 }
 
 
