@@ -35,6 +35,7 @@ ESTIMATORS: dict[str, str] = {
     "temperature-scaling": "xent_estimators.temperature_scaling:TemperatureScaling",
     "pass-at-k": "xent_estimators.pass_at_k:PassAtK",
     "neural-collapse": "xent_estimators.neural_collapse:NeuralCollapse",
+    "intrinsic-dimension": "xent_estimators.intrinsic_dimension:IntrinsicDimension",
 }
 
 
