@@ -90,6 +90,12 @@ def check_int(name: str, value: object, minimum: int) -> int:
 
 
 # ----------------------------------------------------------------------------- inputs
+def checks_on() -> bool:
+    """Whether the data-dependent input checks run: on unless turned off, and off while
+    ``torch.compile`` traces (a check reads a value on the host: a graph break)."""
+    return not torch.compiler.is_compiling() and input_checks_enabled()
+
+
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
     """fp32 for half/bfloat16 (and fp32) inputs, float64 kept as is."""
     return torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -118,7 +124,7 @@ def check_lead(name: str, lead: tuple[int, ...], expected: tuple[int, ...], ref:
 
 def check_teacher_finite(name: str, t: torch.Tensor) -> None:
     """NaN or +inf in a teacher is an error (``-inf`` means probability zero and is allowed)."""
-    if not input_checks_enabled():
+    if not checks_on():
         return
     if not bool((t < float("inf")).all()):
         raise BadInputError(f"{name} contains NaN or +inf; the teacher must be finite (or -inf)")
@@ -179,16 +185,59 @@ def valid_rows(
     return targets.reshape(n).to(device) != ignore_index
 
 
-def class_ids(targets: torch.Tensor, valid: torch.Tensor, num_classes: int) -> torch.Tensor:
+def class_ids(
+    targets: torch.Tensor, valid: torch.Tensor, num_classes: int, ignore_index: int
+) -> torch.Tensor:
     """``(N,)`` int64 targets with ignored rows set to 0; checks the range of the others."""
+    check_target_range(targets, valid, num_classes, ignore_index)
     y = targets.reshape(-1).to(device=valid.device, dtype=torch.int64)
-    y = torch.where(valid, y, torch.zeros_like(y))
-    if y.numel() and input_checks_enabled() and bool(((y < 0) | (y >= num_classes)).any()):
-        bad = y[(y < 0) | (y >= num_classes)][0].item()
+    return torch.where(valid, y, torch.zeros_like(y))
+
+
+def check_target_range(
+    targets: torch.Tensor, valid: torch.Tensor, num_classes: int, ignore_index: int
+) -> None:
+    """The target contract of ``cross-entropy``: every id is in ``[0, C)`` or ``ignore_index``
+    (a padding id such as -1 or C is an error, not a silently counted row)."""
+    if not checks_on() or not targets.numel():
+        return
+    y = targets.reshape(-1).to(valid.device)
+    bad = valid & ((y < 0) | (y >= num_classes))
+    if bool(bad.any()):
         raise BadInputError(
-            f"targets contain class id {bad} outside [0, {num_classes}) (and not ignore_index)"
+            f"target {int(y[bad][0])} is outside [0, {num_classes}): class ids must lie in "
+            f"[0, {num_classes}) or equal ignore_index={ignore_index}"
         )
-    return y
+
+
+def target_mask(
+    targets: torch.Tensor | None,
+    lead: tuple[int, ...],
+    ignore_index: int,
+    num_classes: int,
+    device: torch.device,
+    *,
+    shift: bool = False,
+) -> torch.Tensor | None:
+    """``(N,)`` rows that count for a loss that uses ``targets`` only as a mask, or None (all).
+
+    Class ids follow the target contract of ``cross-entropy`` (:func:`check_target_range`);
+    probability targets ``(..., C)`` mask nothing. ``shift``: row ``t`` counts when
+    ``targets[..., t + 1]`` does, the last position of each sequence never.
+    """
+    n = math.prod(lead)
+    valid = valid_rows(targets, n, lead, ignore_index, device, probabilities_ok=True)
+    if valid is not None:
+        assert targets is not None
+        check_target_range(targets, valid, num_classes, ignore_index)
+    if not shift:
+        return valid
+    if not lead:
+        raise BadInputError("shift=True needs a sequence dimension (hidden of shape (..., T, D))")
+    rows = torch.ones(lead, dtype=torch.bool, device=device) if valid is None else valid
+    rows = rows.reshape(lead)
+    last = torch.zeros_like(rows[..., :1])
+    return torch.cat([rows[..., 1:], last], dim=-1).reshape(n)
 
 
 def check_num_items(num_items: object) -> None:
@@ -282,7 +331,7 @@ def check_topk(
         raise BadInputError(f"top-k teacher has k={k}; expected 1 <= k <= C={c}")
     ids = ids.reshape(n, k).to(torch.int64)
     logprobs = logprobs.reshape(n, k)
-    if not input_checks_enabled():
+    if not checks_on():
         return ids, logprobs
     if n and bool(((ids < 0) | (ids >= c)).any()):
         raise BadInputError(f"teacher_topk_ids contain ids outside [0, {c})")
@@ -457,7 +506,7 @@ def read_labelled(
     valid = valid_rows(targets, s.shape[0], lead, ignore_index, s.device)
     assert valid is not None
     check_num_items(num_items)
-    y = class_ids(targets, valid, s.shape[-1])
+    y = class_ids(targets, valid, s.shape[-1], ignore_index)
     teacher = read_teacher(
         s,
         teacher_logits,

@@ -6,9 +6,12 @@ from collections.abc import Callable
 
 import torch
 
+from xent_core import BadInputError
 from xent_core.base_loss import Loss
 
 from . import _common as C
+from . import _params as P
+from ._fused import Rule, divergence_rows
 from ._linear_chunked import Spec, linear_distill
 
 
@@ -36,15 +39,19 @@ class DivergenceLoss(Loss):
         vocab_align: str = "error",
     ) -> None:
         super().__init__()
-        self.temperature = C.check_positive("temperature", temperature)
-        self.tail = C.check_tail(tail)
-        self.ignore_index = int(ignore_index)
-        self.reduction = C.check_choice("reduction", reduction, C.REDUCTIONS)
-        self.vocab_align = C.check_choice("vocab_align", vocab_align, C.VOCAB_ALIGN)
+        self.temperature = P.temperature(temperature)
+        self.tail = P.tail(tail)
+        self.ignore_index = P.ignore_index(ignore_index)
+        self.reduction = P.reduction(reduction)
+        self.vocab_align = P.vocab_align(vocab_align)
 
     def row_divergence(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """``f(teacher_logprobs, student_logprobs) -> (rows,)`` divergence per row."""
         raise NotImplementedError
+
+    def rule(self) -> Rule | None:
+        """The fused form of the divergence on full teacher logits (None: the general path)."""
+        return None
 
     def output_scale(self) -> float:
         """Factor applied to every per-token value (``kd``'s T^2)."""
@@ -59,8 +66,9 @@ class DivergenceLoss(Loss):
         teacher_topk_logprobs: torch.Tensor | None = None,
         num_items: int | torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return C.divergence_loss(
+        return divergence_loss(
             self.row_divergence(),
+            self.rule(),
             logits,
             teacher_logits,
             teacher_topk_ids,
@@ -95,18 +103,20 @@ class LinearDivergenceLoss(Loss):
         self,
         temperature: float = 1.0,
         softcap: float | None = None,
-        chunk_size: int = 256,
+        chunk_size: int | None = None,
         ignore_index: int = -100,
         reduction: str = "mean",
         vocab_align: str = "error",
+        shift: bool = False,
     ) -> None:
         super().__init__()
-        self.temperature = C.check_positive("temperature", temperature)
-        self.softcap = C.check_softcap(softcap)
-        self.chunk_size = C.check_int("chunk_size", chunk_size, 1)
-        self.ignore_index = int(ignore_index)
-        self.reduction = C.check_choice("reduction", reduction, C.REDUCTIONS)
-        self.vocab_align = C.check_choice("vocab_align", vocab_align, C.VOCAB_ALIGN)
+        self.temperature = P.temperature(temperature)
+        self.softcap = P.softcap(softcap)
+        self.chunk_size = P.chunk_size(chunk_size)
+        self.ignore_index = P.ignore_index(ignore_index)
+        self.reduction = P.reduction(reduction)
+        self.vocab_align = P.vocab_align(vocab_align)
+        self.shift = P.flag("shift", shift)
 
     def spec(self) -> Spec:
         """The divergence, temperature, softcap and chunking of the fused pass."""
@@ -136,4 +146,59 @@ class LinearDivergenceLoss(Loss):
             ignore_index=self.ignore_index,
             reduction=self.reduction,
             vocab_align=self.vocab_align,
+            shift=self.shift,
         )
+
+
+def divergence_loss(
+    per_row: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    rule: Rule | None,
+    logits: torch.Tensor,
+    teacher_logits: torch.Tensor | None,
+    teacher_topk_ids: torch.Tensor | None,
+    teacher_topk_logprobs: torch.Tensor | None,
+    targets: torch.Tensor | None,
+    num_items: int | float | torch.Tensor | None,
+    *,
+    temperature: float,
+    tail: str,
+    vocab_align: str,
+    ignore_index: int,
+    reduction: str,
+    scale: float = 1.0,
+) -> torch.Tensor:
+    """The common body of the per-token divergence losses (kd, reverse-kl, jsd, skew-*, tvd).
+
+    A full teacher goes through the fused rows (:mod:`._fused`) in eager mode; a top-k teacher,
+    and any teacher under ``torch.compile`` (which fuses the general formulas itself, without
+    the per-row data-dependent choice), through the general masked formulas.
+    """
+    s, lead = C.as_rows("logits", logits)
+    valid = C.target_mask(targets, lead, ignore_index, s.shape[-1], s.device)
+    C.check_num_items(num_items)
+    fused = rule is not None and teacher_logits is not None and not torch.compiler.is_compiling()
+    if fused:
+        assert rule is not None and teacher_logits is not None
+        if teacher_topk_ids is not None or teacher_topk_logprobs is not None:
+            raise BadInputError(
+                "give either teacher_logits or teacher_topk_ids + teacher_topk_logprobs, not both"
+            )
+        t, t_lead = C.as_rows("teacher_logits", teacher_logits)
+        C.check_lead("teacher_logits", t_lead, lead, "logits")
+        s, t = C.align_vocab(s, t, vocab_align)
+        values = divergence_rows(s, t, rule, per_row)
+        return C.reduce_rows(values, valid, reduction, lead, num_items)
+    s = s.to(C.compute_dtype(s))
+    teacher = C.read_teacher(
+        s,
+        teacher_logits,
+        teacher_topk_ids,
+        teacher_topk_logprobs,
+        lead=lead,
+        vocab_align=vocab_align,
+    )
+    pair = C.soft_pair(teacher, temperature=temperature, tail=tail)
+    values = per_row(pair.teacher, pair.student)
+    if scale != 1.0:
+        values = values * scale
+    return C.reduce_rows(values, valid, reduction, lead, num_items)

@@ -39,7 +39,19 @@ class Spec(NamedTuple):
     scale: float = 1.0
     beta: float = 0.5
     normalize: bool = True
-    chunk_size: int = 256
+    chunk_size: int | None = None
+
+
+CHUNK_ELEMENTS = 1 << 23
+"""Default logits elements per ``(chunk, V)`` block: 256 tokens at V = 32768, 65 at V = 128256.
+A few such blocks (32 MiB each in float32) are alive at once, whatever the vocabulary."""
+
+
+def rows_per_chunk(spec: Spec, vocab: int) -> int:
+    """``spec.chunk_size``, or the vocabulary-aware default (``CHUNK_ELEMENTS // V``)."""
+    if spec.chunk_size is not None:
+        return spec.chunk_size
+    return max(1, CHUNK_ELEMENTS // max(vocab, 1))
 
 
 def _tempered_logits(
@@ -78,13 +90,13 @@ def _kd_block(
     make_us: Callable[[], torch.Tensor],
     spec: Spec,
     row_factor: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """KD on one block with at most three ``(chunk, V)`` blocks alive.
 
     ``KL(p || q) = sum_c p_c (u'_t,c - u'_s,c) + log s_s - log s_t`` with shifted logits
     ``u' = u - max u``, ``p = exp(u'_t) / s_t``: the teacher block is reduced to its row sums
-    before the student block is formed. Returns values, the teacher's log-partition and, if
-    ``row_factor`` is given, ``d(sum_i f_i L_i)/du_s = f * scale * (q - p)``.
+    before the student block is formed. Returns values, the teacher's and the student's
+    log-partitions and, if ``row_factor`` is given, ``d(sum_i f_i L_i)/du_s = f * scale * (q - p)``.
     """
     ut = make_ut()
     m_t = ut.amax(-1, keepdim=True)
@@ -99,43 +111,43 @@ def _kd_block(
     s_s = e_s.sum(-1, keepdim=True)
     cross_s = _zero_nan(us.mul_(e_t)).sum(-1, keepdim=True)
     del us
-    log_s_t = s_t.log()
-    values = ((cross_t - cross_s) / s_t + (s_s.log() - log_s_t)).squeeze(-1) * spec.scale
-    lse_t = (m_t + log_s_t).squeeze(-1)
+    log_s_t, log_s_s = s_t.log(), s_s.log()
+    values = ((cross_t - cross_s) / s_t + (log_s_s - log_s_t)).squeeze(-1) * spec.scale
+    lse_t, lse_s = (m_t + log_s_t).squeeze(-1), (m_s + log_s_s).squeeze(-1)
     if row_factor is None:
-        return values, lse_t, None
+        return values, lse_t, lse_s, None
     f = row_factor[:, None] * spec.scale
-    return values, lse_t, e_s.mul_(f / s_s).sub_(e_t.mul_(f / s_t))
+    return values, lse_t, lse_s, e_s.mul_(f / s_s).sub_(e_t.mul_(f / s_t))
 
 
 def _block(
     us: torch.Tensor, ut: torch.Tensor, spec: Spec, row_factor: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """One JSD block: per-row values, the teacher's per-row log-partition (for the finiteness
-    check) and, if ``row_factor`` is given, ``d(sum_i f_i L_i)/du_s``. Consumes ``us``, ``ut``."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One JSD block: per-row values, the teacher's and the student's per-row log-partitions
+    (for the finiteness checks) and, if ``row_factor`` is given, ``d(sum_i f_i L_i)/du_s``. Consumes ``us``, ``ut``."""
     m_s, e_s, s_s = _softmax_stats(us)
     m_t, e_t, s_t = _softmax_stats(ut)
     log_s_s, log_s_t = s_s.log(), s_t.log()
-    lse_t = (m_t + log_s_t).squeeze(-1)
+    lse_t, lse_s = (m_t + log_s_t).squeeze(-1), (m_s + log_s_s).squeeze(-1)
     ls = us.sub_(m_s).sub_(log_s_s)
     lt = ut.sub_(m_t).sub_(log_s_t)
     values = generalized_jsd(lt, ls, spec.beta, spec.normalize)
     if row_factor is None:
-        return values, lse_t, None
+        return values, lse_t, lse_s, None
     beta = spec.beta
     q = e_s.div_(s_s)
     if beta <= 0.0 or beta >= 1.0:
         if not spec.normalize:
-            return values, lse_t, torch.zeros_like(q)
+            return values, lse_t, lse_s, torch.zeros_like(q)
         if beta <= 0.0:
-            return values, lse_t, q.sub_(e_t.div_(s_t)).mul_(row_factor[:, None])
+            return values, lse_t, lse_s, q.sub_(e_t.div_(s_t)).mul_(row_factor[:, None])
         gq = ls.sub_(lt)  # reverse KL: d/dq_c = log(q_c / p_c) + 1 (the constant cancels)
     else:
         gq = log_mix_ratio(lt.sub_(ls), beta)  # log(m / q)
         gq.mul_(-1.0 / beta if spec.normalize else -(1.0 - beta))
     gq.masked_fill_(q == 0, 0.0)  # classes the student rules out: q * g is 0, not 0 * inf
     mean_g = (q * gq).sum(-1, keepdim=True)
-    return values, lse_t, gq.sub_(mean_g).mul_(q).mul_(row_factor[:, None])
+    return values, lse_t, lse_s, gq.sub_(mean_g).mul_(q).mul_(row_factor[:, None])
 
 
 def _run(
@@ -150,6 +162,7 @@ def _run(
     want_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """Values ``(N,)`` and, if ``want_grad``, the gradients of ``sum_i row_weight_i * value_i``."""
+    check = C.checks_on()
     dtype = C.compute_dtype(h)
     wc = w.to(dtype)
     bc = None if b is None else b.to(dtype)
@@ -157,12 +170,12 @@ def _run(
     tbc = None if tb is None else tb.to(dtype)
     n = h.shape[0]
     values = torch.empty(n, dtype=dtype, device=h.device)
-    teacher_ok = torch.ones((), dtype=torch.bool, device=h.device)
+    finite = torch.ones(2, dtype=torch.bool, device=h.device)  # (teacher, student) log-partitions
     gh = torch.empty(n, h.shape[1], dtype=dtype, device=h.device) if want_grad else None
     gw = torch.zeros_like(wc) if want_grad else None
     gb = torch.zeros_like(bc) if (want_grad and bc is not None) else None
     inv_t = 1.0 / spec.temperature
-    step = spec.chunk_size
+    step = rows_per_chunk(spec, w.shape[0])
     for start in range(0, n, step):
         end = min(start + step, n)
         hc = h[start:end].to(dtype)
@@ -182,11 +195,12 @@ def _run(
             return _tempered_logits(thc, twc, tbc, spec)[0]
 
         if spec.kind == "kd":
-            v, lse_t, g = _kd_block(teacher, student, spec, factor)
+            v, lse_t, lse_s, g = _kd_block(teacher, student, spec, factor)
         else:
-            v, lse_t, g = _block(student(), teacher(), spec, factor)
+            v, lse_t, lse_s, g = _block(student(), teacher(), spec, factor)
         values[start:end] = v
-        teacher_ok &= torch.isfinite(lse_t).all()
+        if check:
+            finite &= torch.stack([torch.isfinite(lse_t).all(), torch.isfinite(lse_s).all()])
         if g is None:
             continue
         assert gh is not None and gw is not None
@@ -196,10 +210,16 @@ def _run(
         gw.addmm_(g.T, hc)
         if gb is not None:
             gb.add_(g.sum(0))
-    if not bool(teacher_ok):
+    if check and not bool(finite.all()):
+        side = "teacher" if not bool(finite[0]) else "student"
+        which = (
+            "teacher_hidden @ teacher_classifier^T + teacher_bias"
+            if side == "teacher"
+            else ("hidden @ classifier^T + bias")
+        )
         raise BadInputError(
-            "the teacher logits (teacher_hidden @ teacher_classifier^T + teacher_bias) contain "
-            "NaN or inf"
+            f"the {side} logits ({which}) contain NaN or inf, or a row that is entirely -inf "
+            "(finite inputs whose logits overflow, or a fully masked vocabulary)"
         )
     return values, gh, gw, gb
 
@@ -240,7 +260,8 @@ class _LinearDistill(torch.autograd.Function):
             if gh is None:
                 raise RuntimeError("linear distillation ran without gradients (no_grad forward)")
             dh, dw, db = ctx.dtypes
-            if grad_out.numel() != 1 or float(grad_out) != 1.0:  # usually 1: skip a V x D pass
+            # usually 1 (a loss's backward): skip a V x D pass (not when traced: a host read)
+            if torch.compiler.is_compiling() or float(grad_out) != 1.0:
                 gh, gw = gh * grad_out, gw * grad_out
                 gb = None if gb is None else gb * grad_out
             out_h, out_w = gh.to(dh), gw.to(dw)
@@ -278,8 +299,14 @@ def linear_distill(
     ignore_index: int,
     reduction: str,
     vocab_align: str,
+    shift: bool = False,
 ) -> torch.Tensor:
-    """Validate, flatten, drop ignored rows, and run the chunked function."""
+    """Validate, flatten, drop ignored rows, and run the chunked function.
+
+    ``shift``: next-token alignment as in ``linear-cross-entropy``: position ``t`` counts when
+    ``targets[..., t + 1]`` is not ignored, the last position never (the hidden states are used
+    as they are; without targets only the last position is dropped).
+    """
     h, lead = C.as_rows("hidden", hidden)
     th, t_lead = C.as_rows("teacher_hidden", teacher_hidden)
     C.check_lead("teacher_hidden", t_lead, lead, "hidden")
@@ -314,24 +341,41 @@ def linear_distill(
         tb = None if tb is None else tb[:v]
     th = th.detach()
     C.check_num_items(num_items)
+    if C.checks_on():
+        _check_student(h, classifier, bias)
     n = h.shape[0]
-    valid = C.valid_rows(targets, n, lead, ignore_index, h.device, probabilities_ok=True)
+    valid = C.target_mask(targets, lead, ignore_index, classifier.shape[0], h.device, shift=shift)
+    compiling = torch.compiler.is_compiling()
     idx = None
-    if valid is not None and not bool(valid.all()):
-        idx = valid.nonzero().squeeze(-1)
+    if valid is not None and not compiling and not bool(valid.all()):
+        idx = valid.nonzero().squeeze(-1)  # drop ignored rows (eager: a data-dependent shape)
         h, th = h.index_select(0, idx), th.index_select(0, idx)
     want_grad = torch.is_grad_enabled() and any(
         x is not None and x.requires_grad for x in (h, w, b)
     )
+    dtype = C.compute_dtype(h)
     if reduction == "none":
         rows = _LinearDistill.apply(h, w, b, th, tw, tb, None, spec, want_grad)
         if idx is not None:
             rows = torch.zeros(n, dtype=rows.dtype, device=rows.device).index_put((idx,), rows)
+        elif valid is not None:  # compiled: every row was computed, the ignored ones count 0
+            rows = torch.where(valid, rows, torch.zeros_like(rows))
         return rows.reshape(lead)
-    dtype = C.compute_dtype(h)
-    if reduction == "sum":
-        weight = torch.ones(h.shape[0], dtype=dtype, device=h.device)
-    else:
-        denom = C.denominator(valid, n, num_items, torch.empty((), dtype=dtype, device=h.device))
-        weight = torch.ones(h.shape[0], dtype=dtype, device=h.device) / denom
+    weight = torch.ones(h.shape[0], dtype=dtype, device=h.device)
+    if idx is None and valid is not None:
+        weight = weight * valid.to(dtype)
+    if reduction == "mean":
+        weight = weight / C.denominator(
+            valid, n, num_items, torch.empty((), dtype=dtype, device=h.device)
+        )
     return _LinearDistill.apply(h, w, b, th, tw, tb, weight, spec, want_grad)
+
+
+def _check_student(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> None:
+    """NaN/inf in the student's hidden states or classifier, NaN/+inf in its bias (``-inf``
+    masks a vocabulary entry): an error, as for the teacher."""
+    for name, x in (("hidden", h), ("classifier", w)):
+        if x.numel() and not bool(torch.isfinite(x).all()):
+            raise BadInputError(f"{name} contains NaN or inf values; the student must be finite")
+    if b is not None and b.numel() and not bool((b < float("inf")).all()):
+        raise BadInputError("bias contains NaN or +inf values (-inf masks a vocabulary entry)")

@@ -8,7 +8,8 @@ from xent_core import BadParameterError
 from xent_core.base_loss import Loss
 
 from . import _common as C
-from .functional import pearson_rows
+from . import _params as P
+from .functional import pearson_columns, pearson_rows
 
 
 class DIST(Loss):
@@ -56,19 +57,19 @@ class DIST(Loss):
         vocab_align: str = "error",
     ) -> None:
         super().__init__()
-        self.beta = C.check_nonnegative("beta", beta)
-        self.gamma = C.check_nonnegative("gamma", gamma)
-        self.temperature = C.check_positive("temperature", temperature)
-        self.scale_by_t2 = bool(scale_by_t2)
-        self.tail = C.check_tail(tail)
-        self.ignore_index = int(ignore_index)
+        self.beta = P.weight("beta", beta)
+        self.gamma = P.weight("gamma", gamma)
+        self.temperature = P.temperature(temperature)
+        self.scale_by_t2 = P.flag("scale_by_t2", scale_by_t2)
+        self.tail = P.tail(tail)
+        self.ignore_index = P.ignore_index(ignore_index)
         if reduction == "none":
             raise BadParameterError(
                 "dist couples the tokens of a batch through its intra-class term, so it has no "
                 "per-token value: use reduction='mean' or 'sum'"
             )
-        self.reduction = C.check_choice("reduction", reduction, ("mean", "sum"))
-        self.vocab_align = C.check_choice("vocab_align", vocab_align, C.VOCAB_ALIGN)
+        self.reduction = P.reduction(reduction, ("mean", "sum"))
+        self.vocab_align = P.vocab_align(vocab_align)
 
     def forward(
         self,
@@ -97,15 +98,14 @@ class DIST(Loss):
         lp = C.teacher_logprobs_full(teacher, temperature=self.temperature, tail=self.tail)
         q = torch.softmax(s / self.temperature, -1)
         p = torch.exp(lp)
-        if valid is not None:
-            q, p = q[valid], p[valid]
-        b = q.shape[0]
-        if b == 0:
-            return s.sum() * 0.0
-        inter = (1.0 - pearson_rows(q, p)).sum()
-        intra = (1.0 - pearson_rows(q.T, p.T)).mean()
+        # kept rows by weight, not by indexing: no data-dependent shape (torch.compile)
+        keep = torch.ones_like(q[:, 0]) if valid is None else valid.to(q.dtype)
+        b = keep.sum()
+        inter = ((1.0 - pearson_rows(q, p)) * keep).sum()
+        intra = (1.0 - pearson_columns(q, p, keep)).mean()
         scale = self.temperature**2 if self.scale_by_t2 else 1.0
         total = scale * (self.beta * inter + self.gamma * b * intra)
+        total = torch.where(b > 0, total, s.sum() * 0.0)  # nothing kept: 0, still in the graph
         if self.reduction == "sum":
             return total
         return total / C.denominator(valid, s.shape[0], num_items, total)

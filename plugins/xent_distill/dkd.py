@@ -7,6 +7,7 @@ import torch
 from xent_core.base_loss import Loss
 
 from . import _common as C
+from . import _params as P
 from .functional import decoupled_kl
 
 
@@ -54,14 +55,14 @@ class DKD(Loss):
         vocab_align: str = "error",
     ) -> None:
         super().__init__()
-        self.alpha = C.check_nonnegative("alpha", alpha)
-        self.beta = C.check_nonnegative("beta", beta)
-        self.temperature = C.check_positive("temperature", temperature)
-        self.scale_by_t2 = bool(scale_by_t2)
-        self.tail = C.check_tail(tail)
-        self.ignore_index = int(ignore_index)
-        self.reduction = C.check_choice("reduction", reduction, C.REDUCTIONS)
-        self.vocab_align = C.check_choice("vocab_align", vocab_align, C.VOCAB_ALIGN)
+        self.alpha = P.weight("alpha", alpha)
+        self.beta = P.weight("beta", beta)
+        self.temperature = P.temperature(temperature)
+        self.scale_by_t2 = P.flag("scale_by_t2", scale_by_t2)
+        self.tail = P.tail(tail)
+        self.ignore_index = P.ignore_index(ignore_index)
+        self.reduction = P.reduction(reduction)
+        self.vocab_align = P.vocab_align(vocab_align)
 
     def forward(
         self,

@@ -71,11 +71,19 @@ def _absent(x: torch.Tensor) -> torch.Tensor:
     return x == _NEG_INF
 
 
+def attached_zero(lq: torch.Tensor) -> torch.Tensor:
+    """Per-row zeros that stay in the graph of ``lq`` (zero gradient, no NaN from ``-inf``)."""
+    first = lq[..., 0]
+    return torch.where(torch.isfinite(first), first * 0.0, torch.zeros_like(first))
+
+
 def forward_kl(lp: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
     """KL(p || q) per row."""
-    if not lp.requires_grad:
+    if not lp.requires_grad and not torch.compiler.is_compiling():
         # Constant p (a detached teacher): sum p log p needs no graph, and the cross term is one
-        # product whose backward keeps only p. Rows where 0 * (-inf) made a NaN take the masked path.
+        # product whose backward keeps only p. Rows where 0 * (-inf) made a NaN take the masked
+        # path. (Compiled code takes the masked path at once: inductor fuses it, and the choice
+        # would read a value on the host.)
         p = torch.exp(lp)
         cross = (p * lq).sum(-1)
         if not bool(torch.isnan(cross).any()):
@@ -114,9 +122,9 @@ def generalized_jsd(
 ) -> torch.Tensor:
     """Generalized Jensen-Shannon divergence per row (see the module docstring for the convention)."""
     if beta <= 0.0:
-        return forward_kl(lp, lq) if normalize else torch.zeros_like(lp[..., 0])
+        return forward_kl(lp, lq) if normalize else attached_zero(lq)
     if beta >= 1.0:
-        return reverse_kl(lp, lq) if normalize else torch.zeros_like(lp[..., 0])
+        return reverse_kl(lp, lq) if normalize else attached_zero(lq)
     kl_p_m, kl_q_m = _mixture_terms(lp, lq, beta)
     if normalize:
         return kl_p_m / (1.0 - beta) + kl_q_m / beta
@@ -127,6 +135,8 @@ def skew_forward_kl(lp: torch.Tensor, lq: torch.Tensor, alpha: float = 0.1) -> t
     """KL(p || alpha p + (1 - alpha) q) per row; ``alpha = 0`` is KL(p || q)."""
     if alpha <= 0.0:
         return forward_kl(lp, lq)
+    if alpha >= 1.0:  # KL(p || p)
+        return attached_zero(lq)
     return _mixture_terms(lp, lq, alpha)[0]
 
 
@@ -134,6 +144,8 @@ def skew_reverse_kl(lp: torch.Tensor, lq: torch.Tensor, alpha: float = 0.1) -> t
     """KL(q || alpha q + (1 - alpha) p) per row; ``alpha = 0`` is KL(q || p)."""
     if alpha <= 0.0:
         return reverse_kl(lp, lq)
+    if alpha >= 1.0:  # KL(q || q)
+        return attached_zero(lq)
     return _mixture_terms(lp, lq, 1.0 - alpha)[1]
 
 
@@ -173,6 +185,18 @@ def decoupled_kl(
     tckd = forward_kl(torch.stack([lp_y, lp_rest], -1), torch.stack([lq_y, lq_rest], -1))
     nckd = forward_kl(lp_hat, lq_hat)
     return tckd, nckd
+
+
+def pearson_columns(
+    a: torch.Tensor, b: torch.Tensor, keep: torch.Tensor, eps: float = 1e-8
+) -> torch.Tensor:
+    """Pearson correlation of each column of ``a`` with that of ``b`` over the rows where
+    ``keep`` (N,) is 1 (rows with 0 are left out; eps in the denominator)."""
+    n = keep.sum().clamp(min=1.0)
+    w = keep[:, None]
+    a_c = (a - (a * w).sum(0) / n) * w
+    b_c = (b - (b * w).sum(0) / n) * w
+    return (a_c * b_c).sum(0) / (a_c.norm(dim=0) * b_c.norm(dim=0) + eps)
 
 
 def pearson_rows(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

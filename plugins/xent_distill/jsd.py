@@ -7,8 +7,9 @@ from functools import partial
 
 import torch
 
-from . import _common as C
+from . import _params as P
 from ._divergence import DivergenceLoss
+from ._fused import Rule, mixture_rule
 from .functional import generalized_jsd
 
 
@@ -56,11 +57,19 @@ class JSD(DivergenceLoss):
         vocab_align: str = "error",
     ) -> None:
         super().__init__(temperature, tail, ignore_index, reduction, vocab_align)
-        self.beta = C.check_unit_interval("beta", beta)
-        self.normalize = bool(normalize)
+        self.beta = P.mixture("beta", beta)
+        self.normalize = P.flag("normalize", normalize)
 
     def row_divergence(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         return partial(generalized_jsd, beta=self.beta, normalize=self.normalize)
+
+    def rule(self) -> Rule:
+        beta = self.beta
+        if self.normalize:  # KL(p || m) / (1 - beta) + KL(q || m) / beta
+            a, b = (1.0 / (1.0 - beta) if beta < 1 else 0.0), (1.0 / beta if beta > 0 else 0.0)
+        else:
+            a, b = beta, 1.0 - beta
+        return mixture_rule(beta, a, b, self.temperature)
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}, temperature={self.temperature}, normalize={self.normalize}"

@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 import torch
 
+from . import _params as P
 from ._divergence import DivergenceLoss
+from ._fused import Rule
 from .functional import forward_kl
 
 
@@ -45,10 +47,13 @@ class KD(DivergenceLoss):
         vocab_align: str = "error",
     ) -> None:
         super().__init__(temperature, tail, ignore_index, reduction, vocab_align)
-        self.scale_by_t2 = bool(scale_by_t2)
+        self.scale_by_t2 = P.flag("scale_by_t2", scale_by_t2)
 
     def row_divergence(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         return forward_kl
+
+    def rule(self) -> Rule:
+        return Rule("kl", self.temperature, self.output_scale())
 
     def output_scale(self) -> float:
         return self.temperature**2 if self.scale_by_t2 else 1.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _common as C
+from . import _params as P
 from ._divergence import LinearDivergenceLoss
 from ._linear_chunked import Spec
 
@@ -45,14 +45,17 @@ class LinearJSD(LinearDivergenceLoss):
         temperature: float = 1.0,
         normalize: bool = True,
         softcap: float | None = None,
-        chunk_size: int = 256,
+        chunk_size: int | None = None,
         ignore_index: int = -100,
         reduction: str = "mean",
         vocab_align: str = "error",
+        shift: bool = False,
     ) -> None:
-        super().__init__(temperature, softcap, chunk_size, ignore_index, reduction, vocab_align)
-        self.beta = C.check_unit_interval("beta", beta)
-        self.normalize = bool(normalize)
+        super().__init__(
+            temperature, softcap, chunk_size, ignore_index, reduction, vocab_align, shift
+        )
+        self.beta = P.mixture("beta", beta)
+        self.normalize = P.flag("normalize", normalize)
 
     def spec(self) -> Spec:
         return Spec(

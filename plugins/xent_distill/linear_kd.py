@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import _params as P
 from ._divergence import LinearDivergenceLoss
 from ._linear_chunked import Spec
 
@@ -44,13 +45,16 @@ class LinearKD(LinearDivergenceLoss):
         temperature: float = 1.0,
         scale_by_t2: bool = True,
         softcap: float | None = None,
-        chunk_size: int = 256,
+        chunk_size: int | None = None,
         ignore_index: int = -100,
         reduction: str = "mean",
         vocab_align: str = "error",
+        shift: bool = False,
     ) -> None:
-        super().__init__(temperature, softcap, chunk_size, ignore_index, reduction, vocab_align)
-        self.scale_by_t2 = bool(scale_by_t2)
+        super().__init__(
+            temperature, softcap, chunk_size, ignore_index, reduction, vocab_align, shift
+        )
+        self.scale_by_t2 = P.flag("scale_by_t2", scale_by_t2)
 
     def spec(self) -> Spec:
         return Spec(

@@ -7,6 +7,7 @@ import torch
 from xent_core.base_loss import Loss
 
 from . import _common as C
+from . import _params as P
 
 _NEG_INF = float("-inf")
 
@@ -102,12 +103,12 @@ class PLD(Loss):
         vocab_align: str = "error",
     ) -> None:
         super().__init__()
-        self.temperature = C.check_positive("temperature", temperature)
-        self.top_k = None if top_k is None else C.check_int("top_k", top_k, 1)
-        self.tail = C.check_tail(tail)
-        self.ignore_index = int(ignore_index)
-        self.reduction = C.check_choice("reduction", reduction, C.REDUCTIONS)
-        self.vocab_align = C.check_choice("vocab_align", vocab_align, C.VOCAB_ALIGN)
+        self.temperature = P.temperature(temperature)
+        self.top_k = P.top_k(top_k)
+        self.tail = P.tail(tail)
+        self.ignore_index = P.ignore_index(ignore_index)
+        self.reduction = P.reduction(reduction)
+        self.vocab_align = P.vocab_align(vocab_align)
 
     def forward(
         self,

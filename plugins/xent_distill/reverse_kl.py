@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 
 from ._divergence import DivergenceLoss
+from ._fused import Rule
 from .functional import reverse_kl
 
 
@@ -34,6 +35,9 @@ class ReverseKL(DivergenceLoss):
 
     def row_divergence(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         return reverse_kl
+
+    def rule(self) -> Rule:
+        return Rule("reverse-kl", self.temperature)
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}"

@@ -7,8 +7,9 @@ from functools import partial
 
 import torch
 
-from . import _common as C
+from . import _params as P
 from ._divergence import DivergenceLoss
+from ._fused import Rule, mixture_rule
 from .functional import skew_forward_kl
 
 
@@ -48,10 +49,13 @@ class SkewKL(DivergenceLoss):
         vocab_align: str = "error",
     ) -> None:
         super().__init__(temperature, tail, ignore_index, reduction, vocab_align)
-        self.alpha = C.check_unit_interval("alpha", alpha)
+        self.alpha = P.mixture("alpha", alpha)
 
     def row_divergence(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         return partial(skew_forward_kl, alpha=self.alpha)
+
+    def rule(self) -> Rule:
+        return mixture_rule(self.alpha, 1.0, 0.0, self.temperature)  # m = alpha p + (1-alpha) q
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, temperature={self.temperature}"

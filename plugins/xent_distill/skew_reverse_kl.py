@@ -7,8 +7,9 @@ from functools import partial
 
 import torch
 
-from . import _common as C
+from . import _params as P
 from ._divergence import DivergenceLoss
+from ._fused import Rule, mixture_rule
 from .functional import skew_reverse_kl
 
 
@@ -45,10 +46,15 @@ class SkewReverseKL(DivergenceLoss):
         vocab_align: str = "error",
     ) -> None:
         super().__init__(temperature, tail, ignore_index, reduction, vocab_align)
-        self.alpha = C.check_unit_interval("alpha", alpha)
+        self.alpha = P.mixture("alpha", alpha)
 
     def row_divergence(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         return partial(skew_reverse_kl, alpha=self.alpha)
+
+    def rule(self) -> Rule:
+        return mixture_rule(
+            1.0 - self.alpha, 0.0, 1.0, self.temperature
+        )  # m = (1-alpha) p + alpha q
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, temperature={self.temperature}"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 
 from ._divergence import DivergenceLoss
+from ._fused import Rule
 from .functional import total_variation
 
 
@@ -32,6 +33,9 @@ class TVD(DivergenceLoss):
 
     def row_divergence(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         return total_variation
+
+    def rule(self) -> Rule:
+        return Rule("tvd", self.temperature)
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}"

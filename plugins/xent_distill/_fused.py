@@ -1,0 +1,234 @@
+"""Fused per-row divergences against full teacher logits: one pass over blocks of rows.
+
+For each block of rows the student and teacher log-softmaxes at temperature ``T`` are formed,
+then the divergence of every row and its gradient with respect to the student logits, in closed
+form. Only that gradient, ``(N, C)`` in the logits' dtype, is kept for the backward, which scales
+it by the incoming per-row weights; autograd through the formula would keep four to eight
+``(N, C)`` tensors instead. Rows are independent, so the blocks are small (``_BLOCK_ELEMENTS``)
+and their temporaries stay in cache.
+
+With ``u = s / T``, ``q = softmax(u)`` and ``g_c = dL/dq_c``, ``dL/du = q * (g - sum_c q_c g_c)``:
+
+- ``kl`` (``kd``): ``L = KL(p || q)``, ``dL/du = q - p``.
+- ``reverse-kl``: ``L = KL(q || p)``, ``dL/du = q * (log(q/p) - L)``.
+- ``mix``: ``m = w p + (1 - w) q`` and ``L = a KL(p || m) + b KL(q || m)``; the generalized JSD
+  (``a/b = w/(1-w)``, then ``g = -b log(m/q)`` up to a constant), ``skew-kl`` (``b = 0``,
+  ``g = -(1 - w) p/m``) and ``skew-reverse-kl`` (``a = 0``, ``g = -log(m/q) - (1 - w) q/m``).
+- ``tvd``: ``L = sum |p - q| / 2``, ``g = sign(q - p) / 2``.
+
+The mixture's log-ratios use one expression: with ``d = log(p/q)``, ``log(m/q) =
+log1p(w expm1(d))`` when ``w <= 1/2``, else ``log(m/p) = log1p((1 - w) expm1(-d))``, so the small
+weight always multiplies, which keeps full relative precision near either end of [0, 1]. That
+expression is exact for every finite ``d`` whose ``expm1`` does not overflow; the rare rows it
+cannot do (a ratio beyond ``exp(88)`` in float32, a class one side rules out with ``-inf``, NaN
+inputs) come out non-finite, and only those rows are recomputed by the general masked formulas
+of :mod:`.functional` (a per-row choice of precision branch, found by a check over ``N`` values
+instead of both branches evaluated on ``N x C``). The same recomputation raises on NaN or
+``+inf`` inputs when the input checks are on, so the checks cost nothing on clean data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+
+from xent_core import BadInputError
+
+from ._common import checks_on
+
+_BLOCK_ELEMENTS = 1 << 18  # elements per (rows, C) block: ~1 MiB in float32
+
+
+class Rule(NamedTuple):
+    """What to compute per row: ``kind`` in ``kl``, ``reverse-kl``, ``mix``, ``tvd``, ``zero``.
+
+    ``mix`` is ``a KL(p || m) + b KL(q || m)`` with ``m = w p + (1 - w) q`` and ``0 < w < 1``.
+    ``scale`` multiplies every value (``kd``'s ``T^2``).
+    """
+
+    kind: str
+    temperature: float = 1.0
+    scale: float = 1.0
+    w: float = 0.5
+    a: float = 0.0
+    b: float = 0.0
+
+
+def _log_ratios(lp: torch.Tensor, lq: torch.Tensor, w: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log(m/q), log(m/p))`` for ``m = w p + (1 - w) q``; the small weight multiplies."""
+    d = lp - lq
+    if w <= 0.5:
+        r = torch.expm1(d).mul_(w).log1p_()
+        return r, d.neg_().add_(r)
+    s = torch.expm1(d.neg()).mul_(1.0 - w).log1p_()
+    return d.add_(s), s
+
+
+def _project(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``q * (g - sum_c q_c g_c)`` in place of ``g``."""
+    return g.sub_((q * g).sum(-1, keepdim=True)).mul_(q)
+
+
+def _block(
+    rule: Rule, lq: torch.Tensor, lp: torch.Tensor, want_grad: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-row values and ``dL/du`` (or None) for one block of log-probabilities."""
+    q = lq.exp()
+    if rule.kind == "kl":
+        p = lp.exp()
+        # a class the teacher rules out (-inf) adds 0 * (finite) instead of 0 * (-inf)
+        values = (p * (lp.clamp_(min=torch.finfo(lp.dtype).min) - lq)).sum(-1)
+        return values, q.sub_(p) if want_grad else None
+    if rule.kind == "reverse-kl":
+        diff = lq.clamp(min=torch.finfo(lq.dtype).min) - lp  # likewise for the student
+        values = (q * diff).sum(-1)
+        return values, diff.sub_(values[:, None]).mul_(q) if want_grad else None
+    if rule.kind == "tvd":
+        diff = q - lp.exp()
+        values = 0.5 * diff.abs().sum(-1)
+        return values, _project(q, diff.sign_().mul_(0.5)) if want_grad else None
+    assert rule.kind == "mix"
+    r, s = _log_ratios(lp, lq, rule.w)  # log(m/q), log(m/p)
+    values = torch.zeros_like(lq[:, 0])
+    if rule.a:
+        values = values - rule.a * (lp.exp() * s).sum(-1)
+    kl_q_m = -(q * r).sum(-1) if rule.b else None
+    if kl_q_m is not None:
+        values = values + rule.b * kl_q_m
+    if not want_grad:
+        return values, None
+    if rule.a and rule.b:  # the JSD family (a/b = w/(1-w)): g = -b r + const
+        assert kl_q_m is not None
+        return values, r.add_(kl_q_m[:, None]).mul_(q).mul_(-rule.b)
+    if rule.a:  # skew-kl: g = -(1 - w) p/m
+        return values, _project(q, s.neg_().exp_().mul_(-(1.0 - rule.w) * rule.a))
+    g = torch.exp(-r).mul_(1.0 - rule.w).add_(r).mul_(-rule.b)  # skew-reverse-kl
+    return values, _project(q, g)
+
+
+def _check_rows(name: str, x: torch.Tensor, teacher: bool) -> None:
+    """Raise for NaN/``+inf`` or an all ``-inf`` row (``-inf`` alone means probability zero)."""
+    if not bool((x < float("inf")).all()):
+        what = "the teacher must be finite (or -inf)" if teacher else "logits must be finite"
+        raise BadInputError(f"{name} contains NaN or +inf; {what} (or -inf for a masked class)")
+    if x.shape[-1] > 0 and not bool((x > float("-inf")).any(-1).all()):
+        raise BadInputError(f"{name} has a row that is entirely -inf")
+
+
+def _slow_rows(
+    s: torch.Tensor,
+    t: torch.Tensor,
+    general: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    rule: Rule,
+    want_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The general masked formulas (autograd for the gradient) on a few rows."""
+    if checks_on():
+        _check_rows("teacher_logits", t, teacher=True)
+        _check_rows("logits", s, teacher=False)
+    with torch.enable_grad():
+        u = s.detach().requires_grad_(want_grad)
+        lq = torch.log_softmax(u / rule.temperature, -1)
+        lp = torch.log_softmax(t / rule.temperature, -1)
+        values = general(lp, lq) * rule.scale
+        if not want_grad:
+            return values.detach(), None
+        (grad,) = torch.autograd.grad(values.sum(), u)
+    # a row whose value is infinite (a class one side rules out) has no gradient: 0, so that
+    # masking the row (a zero weight in the backward) leaves no NaN behind
+    return values.detach(), grad.masked_fill_(~torch.isfinite(values)[:, None], 0.0)
+
+
+def fused_rows(
+    s: torch.Tensor,
+    t: torch.Tensor,
+    rule: Rule,
+    general: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    want_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Values ``(N,)`` in the compute dtype and ``dL_i/ds_i`` ``(N, C)`` in ``s.dtype``."""
+    n, c = s.shape
+    dtype = torch.float64 if s.dtype == torch.float64 else torch.float32
+    values = torch.empty(n, dtype=dtype, device=s.device)
+    grad = torch.empty_like(s) if want_grad else None
+    if rule.kind == "zero":
+        if checks_on() and n:
+            _check_rows("teacher_logits", t, teacher=True)
+            _check_rows("logits", s, teacher=False)
+        values.zero_()
+        return values, None if grad is None else grad.zero_()
+    inv_t = 1.0 / rule.temperature
+    step = max(1, _BLOCK_ELEMENTS // max(c, 1))
+    for start in range(0, n, step):
+        end = min(start + step, n)
+        sc, tc = s[start:end].to(dtype), t[start:end].to(dtype)
+        if inv_t != 1.0:
+            sc, tc = sc * inv_t, tc * inv_t
+        lq = torch.log_softmax(sc, -1)
+        lp = torch.log_softmax(tc, -1)
+        v, g = _block(rule, lq, lp, want_grad)
+        values[start:end] = v
+        if grad is not None and g is not None:
+            grad[start:end] = g.mul_(rule.scale * inv_t)
+    if rule.scale != 1.0:
+        values.mul_(rule.scale)
+    bad = ~torch.isfinite(values)
+    if n and bool(bad.any()):
+        rows = bad.nonzero().squeeze(-1)
+        v, g = _slow_rows(s[rows].to(dtype), t[rows].to(dtype), general, rule, want_grad)
+        values[rows] = v
+        if grad is not None and g is not None:
+            grad[rows] = g.to(grad.dtype)
+    return values, grad
+
+
+class _FusedRows(torch.autograd.Function):
+    """``(logits, teacher) -> (N,)`` per-row divergences; keeps only ``dL_i/ds_i``."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        s: torch.Tensor,
+        t: torch.Tensor,
+        rule: Rule,
+        general: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        want_grad: bool,
+    ) -> torch.Tensor:
+        values, grad = fused_rows(s, t, rule, general, want_grad)
+        ctx.save_for_backward(grad)
+        return values
+
+    @staticmethod
+    def backward(ctx: Any, grad_values: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        (grad,) = ctx.saved_tensors
+        if grad is None:
+            raise RuntimeError("the distillation loss ran without gradients (no_grad forward)")
+        return grad * grad_values[:, None].to(grad.dtype), None, None, None, None
+
+
+def divergence_rows(
+    s: torch.Tensor,
+    t: torch.Tensor,
+    rule: Rule,
+    general: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """Per-row values of ``rule`` for student logits ``s`` and detached teacher logits ``t``.
+
+    ``general(lp, lq)`` is the same divergence on log-probabilities (the masked formulas), used
+    for the rows the fused expression cannot do.
+    """
+    want_grad = torch.is_grad_enabled() and s.requires_grad
+    return _FusedRows.apply(s, t.detach(), rule, general, want_grad)
+
+
+def mixture_rule(w: float, a: float, b: float, temperature: float, scale: float = 1.0) -> Rule:
+    """The rule of ``a KL(p || m) + b KL(q || m)``, ``m = w p + (1 - w) q`` (ends reduced)."""
+    if w <= 0.0:  # m = q: only a KL(p || q) is left
+        return Rule("kl", temperature, scale * a) if a else Rule("zero", temperature)
+    if w >= 1.0:  # m = p: only b KL(q || p)
+        return Rule("reverse-kl", temperature, scale * b) if b else Rule("zero", temperature)
+    assert math.isfinite(a) and math.isfinite(b)
+    return Rule("mix", temperature, scale, w, a, b)
