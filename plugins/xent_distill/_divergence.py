@@ -93,10 +93,13 @@ class LinearDivergenceLoss(Loss):
     Args:
         temperature: softmax temperature T of teacher and student (> 0).
         softcap: cap ``c`` of both sides' logits, ``c * tanh(z / c)`` (None: no cap).
-        chunk_size: tokens per block of the chunked pass.
+        chunk_size: tokens per block of the chunked pass (None: 2^23 logits per block, 256
+            tokens at V = 32768, 65 at V = 128256).
         ignore_index: rows whose ``targets`` equal it are masked.
         reduction: ``"mean"`` over kept rows (or ``num_items`` when given), ``"sum"`` or ``"none"``.
         vocab_align: ``"error"`` or ``"truncate"`` (cut both sides to the common vocabulary).
+        shift: next-token alignment as in ``linear-cross-entropy``: position t counts when
+            ``targets[..., t+1]`` is not ignored, the last position never.
     """
 
     def __init__(

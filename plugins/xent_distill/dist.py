@@ -82,9 +82,7 @@ class DIST(Loss):
     ) -> torch.Tensor:
         s, lead = C.as_rows("logits", logits)
         s = s.to(C.compute_dtype(s))
-        valid = C.valid_rows(
-            targets, s.shape[0], lead, self.ignore_index, s.device, probabilities_ok=True
-        )
+        valid = C.target_mask(targets, lead, self.ignore_index, s.shape[-1], s.device)
         C.check_num_items(num_items)
         teacher = C.read_teacher(
             s,

@@ -23,7 +23,7 @@ class LinearJSD(LinearDivergenceLoss):
     ``num_items``, ``softcap``, ``chunk_size`` and ``vocab_align`` as in ``linear-kd``.
 
     The shared parameters (``temperature``, ``softcap``, ``chunk_size``, ``ignore_index``,
-    ``reduction``, ``vocab_align``) are documented on ``LinearDivergenceLoss``.
+    ``reduction``, ``vocab_align``, ``shift``) are documented on ``LinearDivergenceLoss``.
 
     Args:
         beta: mixture weight of the teacher in ``m``, in [0, 1].

@@ -24,7 +24,7 @@ class LinearKD(LinearDivergenceLoss):
     vocabularies must match unless ``vocab_align="truncate"``.
 
     The shared parameters (``temperature``, ``softcap``, ``chunk_size``, ``ignore_index``,
-    ``reduction``, ``vocab_align``) are documented on ``LinearDivergenceLoss``.
+    ``reduction``, ``vocab_align``, ``shift``) are documented on ``LinearDivergenceLoss``.
 
     Args:
         scale_by_t2: multiply by ``T^2``, keeping the gradient scale independent of T.
