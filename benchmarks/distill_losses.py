@@ -35,7 +35,8 @@ import subprocess
 import sys
 import time
 
-LOSSES = ("kd", "jsd", "reverse-kl", "skew-kl", "skew-reverse-kl", "tvd")
+LOSSES = ("kd", "jsd", "reverse-kl", "skew-kl", "skew-reverse-kl", "tvd", "dkd", "dist", "pld")
+NEEDS_TARGETS = ("dkd", "pld")
 
 
 def _status_mib(field: str) -> float:
@@ -112,6 +113,46 @@ def _baseline(name: str, temp: float, beta: float, alpha: float):  # type: ignor
             return 0.5 * (q - p).abs().sum(-1).mean()
 
         return tvd
+    if name == "dkd":  # alpha = 1, beta = 8 (the defaults), as its authors write it
+
+        def dkd(s, t, y):  # type: ignore[no-untyped-def]
+            s, t, y = flat(s) / temp, flat(t) / temp, y.reshape(-1)
+            gt = F.one_hot(y, s.shape[-1]).bool()
+            ps, pt = F.softmax(s, -1), F.softmax(t, -1)
+            qy, py = ps.gather(1, y[:, None]), pt.gather(1, y[:, None])
+            bs, bt = torch.cat([qy, 1 - qy], 1), torch.cat([py, 1 - py], 1)
+            tckd = F.kl_div(torch.log(bs), bt, reduction="batchmean")
+            lq2 = F.log_softmax(s - 1000.0 * gt, -1)
+            lp2 = F.log_softmax(t - 1000.0 * gt, -1)
+            nckd = F.kl_div(lq2, lp2, log_target=True, reduction="batchmean")
+            return temp**2 * (tckd + 8.0 * nckd)
+
+        return dkd
+    if name == "dist":  # beta = gamma = 1
+
+        def pearson(a, b, dim):  # type: ignore[no-untyped-def]
+            a = a - a.mean(dim, keepdim=True)
+            b = b - b.mean(dim, keepdim=True)
+            return (a * b).sum(dim) / (a.norm(dim=dim) * b.norm(dim=dim) + 1e-8)
+
+        def dist(s, t):  # type: ignore[no-untyped-def]
+            q, p = F.softmax(flat(s) / temp, -1), F.softmax(flat(t) / temp, -1)
+            inter = (1 - pearson(q, p, 1)).mean()
+            intra = (1 - pearson(q, p, 0)).mean()
+            return temp**2 * (inter + intra)
+
+        return dist
+    if name == "pld":
+
+        def pld(s, t, y):  # type: ignore[no-untyped-def]
+            s, t, y = flat(s), flat(t), y.reshape(-1)
+            order = t.scatter(1, y[:, None], float("inf")).argsort(-1, descending=True)
+            ranked = s.gather(1, order)
+            weight = F.softmax(t / temp, -1).gather(1, order)
+            suffix = ranked.flip(-1).logcumsumexp(-1).flip(-1)
+            return (weight * (suffix - ranked)).sum(-1).mean()
+
+        return pld
     raise SystemExit(f"no baseline for {name}")
 
 
@@ -131,17 +172,22 @@ def child(args: argparse.Namespace) -> dict:
         params.update(beta=args.beta, normalize=False)
     if name.startswith("skew"):
         params.update(alpha=args.alpha)
+    extra = {}
+    if name in NEEDS_TARGETS:
+        extra["targets"] = torch.randint(0, args.vocab, shape[:-1])
     if impl == "xent":
+        if name == "dkd":
+            params.update(alpha=1.0, beta=8.0)
         loss_fn = xent_core.loss(name, **params)
 
         def step() -> torch.Tensor:
-            return loss_fn(student, teacher_logits=teacher)
+            return loss_fn(student, teacher_logits=teacher, **extra)
 
     else:
         base = _baseline(name, args.temperature, args.beta, args.alpha)
 
         def step() -> torch.Tensor:
-            return base(student, teacher)
+            return base(student, teacher, *extra.values())
 
     torch.set_num_threads(args.threads)
     with xent_core.input_checks(args.checks):
@@ -288,6 +334,9 @@ _BASE_NAMES = {
     "skew-kl": "logsumexp mixture + F.kl_div",
     "skew-reverse-kl": "logsumexp mixture + F.kl_div",
     "tvd": "softmax, abs, sum",
+    "dkd": "softmax, gather, kl_div (masks as its authors)",
+    "dist": "softmax, Pearson by rows and columns",
+    "pld": "argsort, gather, logcumsumexp",
 }
 
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
 from xent_core import BadInputError
 from xent_core.base_loss import Loss
 
-from . import _common as C
 from . import _params as P
-from ._fused import Rule, divergence_rows
+from ._fused import Rule, divergence_rows, mixture_rule
+from ._inputs import align_vocab, as_rows, check_lead, check_num_items, compute_dtype, target_mask
 from ._linear_chunked import Spec, linear_distill
+from ._reduce import reduce_rows
+from ._support import soft_pair
+from ._teacher import read_teacher
+from .functional import skew_forward_kl, skew_reverse_kl
 
 
 class DivergenceLoss(Loss):
@@ -82,6 +87,48 @@ class DivergenceLoss(Loss):
             reduction=self.reduction,
             scale=self.output_scale(),
         )
+
+
+class SkewDivergence(DivergenceLoss):
+    """Base of ``skew-kl`` and ``skew-reverse-kl``: one side against its mixture with the other.
+
+    ``skew-kl`` is ``KL(p || alpha p + (1 - alpha) q)`` and ``skew-reverse-kl`` is
+    ``KL(q || alpha q + (1 - alpha) p)``; a subclass says which by ``reverse``. ``alpha = 0`` is
+    the plain forward / reverse KL, ``alpha = 1`` gives 0 (still attached to the graph).
+
+    Args:
+        alpha: weight of the mixed-in distribution, in [0, 1].
+        temperature: softmax temperature T of teacher and student (> 0).
+        tail: tail of a top-k teacher, ``"bucket"`` (one extra cell) or ``"renormalise"``.
+        ignore_index: rows whose ``targets`` equal it are masked.
+        reduction: ``"mean"`` over kept rows (or ``num_items`` when given), ``"sum"`` or ``"none"``.
+        vocab_align: ``"error"`` or ``"truncate"`` (cut both sides to the common vocabulary).
+    """
+
+    reverse = False
+
+    def __init__(
+        self,
+        alpha: float = 0.1,
+        temperature: float = 1.0,
+        tail: str = "bucket",
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        vocab_align: str = "error",
+    ) -> None:
+        super().__init__(temperature, tail, ignore_index, reduction, vocab_align)
+        self.alpha = P.mixture("alpha", alpha)
+
+    def row_divergence(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        return partial(skew_reverse_kl if self.reverse else skew_forward_kl, alpha=self.alpha)
+
+    def rule(self) -> Rule:
+        if self.reverse:  # m = alpha q + (1 - alpha) p: teacher weight 1 - alpha, KL(q || m)
+            return mixture_rule(1.0 - self.alpha, 0.0, 1.0, self.temperature)
+        return mixture_rule(self.alpha, 1.0, 0.0, self.temperature)  # KL(p || m)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, temperature={self.temperature}"
 
 
 class LinearDivergenceLoss(Loss):
@@ -176,9 +223,9 @@ def divergence_loss(
     and any teacher under ``torch.compile`` (which fuses the general formulas itself, without
     the per-row data-dependent choice), through the general masked formulas.
     """
-    s, lead = C.as_rows("logits", logits)
-    valid = C.target_mask(targets, lead, ignore_index, s.shape[-1], s.device)
-    C.check_num_items(num_items)
+    s, lead = as_rows("logits", logits)
+    valid = target_mask(targets, lead, ignore_index, s.shape[-1], s.device)
+    check_num_items(num_items)
     fused = rule is not None and teacher_logits is not None and not torch.compiler.is_compiling()
     if fused:
         assert rule is not None and teacher_logits is not None
@@ -186,13 +233,13 @@ def divergence_loss(
             raise BadInputError(
                 "give either teacher_logits or teacher_topk_ids + teacher_topk_logprobs, not both"
             )
-        t, t_lead = C.as_rows("teacher_logits", teacher_logits)
-        C.check_lead("teacher_logits", t_lead, lead, "logits")
-        s, t = C.align_vocab(s, t, vocab_align)
-        values = divergence_rows(s, t, rule, per_row)
-        return C.reduce_rows(values, valid, reduction, lead, num_items)
-    s = s.to(C.compute_dtype(s))
-    teacher = C.read_teacher(
+        t, t_lead = as_rows("teacher_logits", teacher_logits)
+        check_lead("teacher_logits", t_lead, lead, "logits")
+        s, t = align_vocab(s, t, vocab_align)
+        values = divergence_rows(s, t, rule, lambda lp, lq, _y: per_row(lp, lq))
+        return reduce_rows(values, valid, reduction, lead, num_items)
+    s = s.to(compute_dtype(s))
+    teacher = read_teacher(
         s,
         teacher_logits,
         teacher_topk_ids,
@@ -200,8 +247,8 @@ def divergence_loss(
         lead=lead,
         vocab_align=vocab_align,
     )
-    pair = C.soft_pair(teacher, temperature=temperature, tail=tail)
+    pair = soft_pair(teacher, temperature=temperature, tail=tail)
     values = per_row(pair.teacher, pair.student)
     if scale != 1.0:
         values = values * scale
-    return C.reduce_rows(values, valid, reduction, lead, num_items)
+    return reduce_rows(values, valid, reduction, lead, num_items)

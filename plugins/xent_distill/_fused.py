@@ -37,15 +37,20 @@ import torch
 
 from xent_core import BadInputError
 
-from ._common import checks_on
+from ._inputs import checks_on
+
+General = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+"""``general(lp, lq, y)``: the same values by the general masked formulas (``y``: class ids)."""
 
 _BLOCK_ELEMENTS = 1 << 18  # elements per (rows, C) block: ~1 MiB in float32
 
 
 class Rule(NamedTuple):
-    """What to compute per row: ``kind`` in ``kl``, ``reverse-kl``, ``mix``, ``tvd``, ``zero``.
+    """What to compute per row: ``kind`` in ``kl``, ``reverse-kl``, ``mix``, ``tvd``, ``dkd``,
+    ``zero``.
 
-    ``mix`` is ``a KL(p || m) + b KL(q || m)`` with ``m = w p + (1 - w) q`` and ``0 < w < 1``.
+    ``mix`` is ``a KL(p || m) + b KL(q || m)`` with ``m = w p + (1 - w) q`` and ``0 < w < 1``;
+    ``dkd`` is ``a TCKD + b NCKD`` around the class ids ``y``.
     ``scale`` multiplies every value (``kd``'s ``T^2``).
     """
 
@@ -70,6 +75,33 @@ def _log_ratios(lp: torch.Tensor, lq: torch.Tensor, w: float) -> tuple[torch.Ten
 def _project(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """``q * (g - sum_c q_c g_c)`` in place of ``g``."""
     return g.sub_((q * g).sum(-1, keepdim=True)).mul_(q)
+
+
+def _dkd_block(
+    rule: Rule, lq: torch.Tensor, lp: torch.Tensor, y: torch.Tensor, want_grad: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """DKD on one block: ``a TCKD + b NCKD`` and its gradient in closed form.
+
+    With ``p0``, ``q0`` the probabilities with the target class zeroed, ``P = sum p0`` and
+    ``Q = sum q0`` (sums of the other classes, exact even when ``p_y`` rounds to 1):
+    ``TCKD = p_y log(p_y/q_y) + P log(P/Q)``, ``NCKD = sum p0 (log p - log q) / P - log(P/Q)``,
+    ``dTCKD/du = q - P q0/Q - p_y e_y`` and ``dNCKD/du = q0/Q - p0/P``.
+    """
+    idx = y[:, None]
+    q, p = lq.exp(), lp.exp()
+    lq_y, lp_y, p_y = lq.gather(1, idx), lp.gather(1, idx), p.gather(1, idx)
+    q0, p0 = q.scatter(1, idx, 0.0), p.scatter_(1, idx, 0.0)
+    q_rest, p_rest = q0.sum(-1, keepdim=True), p0.sum(-1, keepdim=True)
+    log_ratio = p_rest.log() - q_rest.log()
+    lp.clamp_(min=torch.finfo(lp.dtype).min)  # a class the teacher rules out adds 0, not NaN
+    nckd = (p0 * (lp - lq)).sum(-1, keepdim=True) / p_rest - log_ratio
+    tckd = p_y * (lp_y - lq_y) + p_rest * log_ratio
+    values = (rule.a * tckd + rule.b * nckd).squeeze(-1)
+    if not want_grad:
+        return values, None
+    g = q.mul_(rule.a).add_(q0.mul_((rule.b - rule.a * p_rest) / q_rest))
+    g.sub_(p0.mul_(rule.b / p_rest))
+    return values, g.scatter_add_(1, idx, p_y.mul_(-rule.a))
 
 
 def _block(
@@ -121,9 +153,10 @@ def _check_rows(name: str, x: torch.Tensor, teacher: bool) -> None:
 def _slow_rows(
     s: torch.Tensor,
     t: torch.Tensor,
-    general: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    general: General,
     rule: Rule,
     want_grad: bool,
+    y: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The general masked formulas (autograd for the gradient) on a few rows."""
     if checks_on():
@@ -133,7 +166,7 @@ def _slow_rows(
         u = s.detach().requires_grad_(want_grad)
         lq = torch.log_softmax(u / rule.temperature, -1)
         lp = torch.log_softmax(t / rule.temperature, -1)
-        values = general(lp, lq) * rule.scale
+        values = general(lp, lq, y) * rule.scale
         if not want_grad:
             return values.detach(), None
         (grad,) = torch.autograd.grad(values.sum(), u)
@@ -146,8 +179,9 @@ def fused_rows(
     s: torch.Tensor,
     t: torch.Tensor,
     rule: Rule,
-    general: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    general: General,
     want_grad: bool,
+    y: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Values ``(N,)`` in the compute dtype and ``dL_i/ds_i`` ``(N, C)`` in ``s.dtype``."""
     n, c = s.shape
@@ -169,7 +203,11 @@ def fused_rows(
             sc, tc = sc * inv_t, tc * inv_t
         lq = torch.log_softmax(sc, -1)
         lp = torch.log_softmax(tc, -1)
-        v, g = _block(rule, lq, lp, want_grad)
+        if rule.kind == "dkd":
+            assert y is not None
+            v, g = _dkd_block(rule, lq, lp, y[start:end, None].squeeze(-1), want_grad)
+        else:
+            v, g = _block(rule, lq, lp, want_grad)
         values[start:end] = v
         if grad is not None and g is not None:
             grad[start:end] = g.mul_(rule.scale * inv_t)
@@ -178,7 +216,8 @@ def fused_rows(
     bad = ~torch.isfinite(values)
     if n and bool(bad.any()):
         rows = bad.nonzero().squeeze(-1)
-        v, g = _slow_rows(s[rows].to(dtype), t[rows].to(dtype), general, rule, want_grad)
+        y_rows = None if y is None else y[rows]
+        v, g = _slow_rows(s[rows].to(dtype), t[rows].to(dtype), general, rule, want_grad, y_rows)
         values[rows] = v
         if grad is not None and g is not None:
             grad[rows] = g.to(grad.dtype)
@@ -194,10 +233,11 @@ class _FusedRows(torch.autograd.Function):
         s: torch.Tensor,
         t: torch.Tensor,
         rule: Rule,
-        general: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        general: General,
         want_grad: bool,
+        y: torch.Tensor | None,
     ) -> torch.Tensor:
-        values, grad = fused_rows(s, t, rule, general, want_grad)
+        values, grad = fused_rows(s, t, rule, general, want_grad, y)
         ctx.save_for_backward(grad)
         return values
 
@@ -206,22 +246,23 @@ class _FusedRows(torch.autograd.Function):
         (grad,) = ctx.saved_tensors
         if grad is None:
             raise RuntimeError("the distillation loss ran without gradients (no_grad forward)")
-        return grad * grad_values[:, None].to(grad.dtype), None, None, None, None
+        return grad * grad_values[:, None].to(grad.dtype), None, None, None, None, None
 
 
 def divergence_rows(
     s: torch.Tensor,
     t: torch.Tensor,
     rule: Rule,
-    general: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    general: General,
+    y: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-row values of ``rule`` for student logits ``s`` and detached teacher logits ``t``.
 
-    ``general(lp, lq)`` is the same divergence on log-probabilities (the masked formulas), used
-    for the rows the fused expression cannot do.
+    ``general(lp, lq, y)`` is the same divergence on log-probabilities (the masked formulas),
+    used for the rows the fused expression cannot do; ``y`` are ``(N,)`` class ids (``dkd``).
     """
     want_grad = torch.is_grad_enabled() and s.requires_grad
-    return _FusedRows.apply(s, t.detach(), rule, general, want_grad)
+    return _FusedRows.apply(s, t.detach(), rule, general, want_grad, y)
 
 
 def mixture_rule(w: float, a: float, b: float, temperature: float, scale: float = 1.0) -> Rule:

@@ -26,7 +26,8 @@ import torch
 
 from xent_core import BadInputError
 
-from . import _common as C
+from ._inputs import as_rows, check_lead, check_num_items, checks_on, compute_dtype, target_mask
+from ._reduce import denominator
 from .functional import generalized_jsd, log_mix_ratio
 
 
@@ -162,8 +163,8 @@ def _run(
     want_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """Values ``(N,)`` and, if ``want_grad``, the gradients of ``sum_i row_weight_i * value_i``."""
-    check = C.checks_on()
-    dtype = C.compute_dtype(h)
+    check = checks_on()
+    dtype = compute_dtype(h)
     wc = w.to(dtype)
     bc = None if b is None else b.to(dtype)
     twc = tw.to(dtype)
@@ -307,9 +308,9 @@ def linear_distill(
     ``targets[..., t + 1]`` is not ignored, the last position never (the hidden states are used
     as they are; without targets only the last position is dropped).
     """
-    h, lead = C.as_rows("hidden", hidden)
-    th, t_lead = C.as_rows("teacher_hidden", teacher_hidden)
-    C.check_lead("teacher_hidden", t_lead, lead, "hidden")
+    h, lead = as_rows("hidden", hidden)
+    th, t_lead = as_rows("teacher_hidden", teacher_hidden)
+    check_lead("teacher_hidden", t_lead, lead, "hidden")
     w = _matrix("classifier", classifier, 2)
     tw = _matrix("teacher_classifier", teacher_classifier, 2).detach()
     if w.shape[1] != h.shape[1]:
@@ -340,11 +341,11 @@ def linear_distill(
         b = None if b is None else b[:v]
         tb = None if tb is None else tb[:v]
     th = th.detach()
-    C.check_num_items(num_items)
-    if C.checks_on():
+    check_num_items(num_items)
+    if checks_on():
         _check_student(h, classifier, bias)
     n = h.shape[0]
-    valid = C.target_mask(targets, lead, ignore_index, classifier.shape[0], h.device, shift=shift)
+    valid = target_mask(targets, lead, ignore_index, classifier.shape[0], h.device, shift=shift)
     compiling = torch.compiler.is_compiling()
     idx = None
     if valid is not None and not compiling and not bool(valid.all()):
@@ -353,7 +354,7 @@ def linear_distill(
     want_grad = torch.is_grad_enabled() and any(
         x is not None and x.requires_grad for x in (h, w, b)
     )
-    dtype = C.compute_dtype(h)
+    dtype = compute_dtype(h)
     if reduction == "none":
         rows = _LinearDistill.apply(h, w, b, th, tw, tb, None, spec, want_grad)
         if idx is not None:
@@ -365,7 +366,7 @@ def linear_distill(
     if idx is None and valid is not None:
         weight = weight * valid.to(dtype)
     if reduction == "mean":
-        weight = weight / C.denominator(
+        weight = weight / denominator(
             valid, n, num_items, torch.empty((), dtype=dtype, device=h.device)
         )
     return _LinearDistill.apply(h, w, b, th, tw, tb, weight, spec, want_grad)

@@ -7,8 +7,11 @@ import torch
 from xent_core import BadParameterError
 from xent_core.base_loss import Loss
 
-from . import _common as C
 from . import _params as P
+from ._inputs import as_rows, check_num_items, compute_dtype, target_mask
+from ._reduce import denominator
+from ._support import teacher_logprobs_full
+from ._teacher import read_teacher
 from .functional import pearson_columns, pearson_rows
 
 
@@ -80,11 +83,11 @@ class DIST(Loss):
         teacher_topk_logprobs: torch.Tensor | None = None,
         num_items: int | torch.Tensor | None = None,
     ) -> torch.Tensor:
-        s, lead = C.as_rows("logits", logits)
-        s = s.to(C.compute_dtype(s))
-        valid = C.target_mask(targets, lead, self.ignore_index, s.shape[-1], s.device)
-        C.check_num_items(num_items)
-        teacher = C.read_teacher(
+        s, lead = as_rows("logits", logits)
+        s = s.to(compute_dtype(s))
+        valid = target_mask(targets, lead, self.ignore_index, s.shape[-1], s.device)
+        check_num_items(num_items)
+        teacher = read_teacher(
             s,
             teacher_logits,
             teacher_topk_ids,
@@ -93,7 +96,7 @@ class DIST(Loss):
             vocab_align=self.vocab_align,
         )
         s = teacher.student
-        lp = C.teacher_logprobs_full(teacher, temperature=self.temperature, tail=self.tail)
+        lp = teacher_logprobs_full(teacher, temperature=self.temperature, tail=self.tail)
         q = torch.softmax(s / self.temperature, -1)
         p = torch.exp(lp)
         # kept rows by weight, not by indexing: no data-dependent shape (torch.compile)
@@ -106,7 +109,7 @@ class DIST(Loss):
         total = torch.where(b > 0, total, s.sum() * 0.0)  # nothing kept: 0, still in the graph
         if self.reduction == "sum":
             return total
-        return total / C.denominator(valid, s.shape[0], num_items, total)
+        return total / denominator(valid, s.shape[0], num_items, total)
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}, gamma={self.gamma}, temperature={self.temperature}"

@@ -6,8 +6,11 @@ import torch
 
 from xent_core.base_loss import Loss
 
-from . import _common as C
 from . import _params as P
+from ._fused import Rule, divergence_rows
+from ._reduce import reduce_rows
+from ._support import soft_pair
+from ._teacher import read_labelled
 from .functional import decoupled_kl
 
 
@@ -73,7 +76,7 @@ class DKD(Loss):
         teacher_topk_logprobs: torch.Tensor | None = None,
         num_items: int | torch.Tensor | None = None,
     ) -> torch.Tensor:
-        lead, valid, y, teacher = C.read_labelled(
+        lead, valid, y, teacher = read_labelled(
             logits,
             targets,
             teacher_logits,
@@ -83,12 +86,21 @@ class DKD(Loss):
             ignore_index=self.ignore_index,
             vocab_align=self.vocab_align,
         )
-        pair = C.soft_pair(teacher, temperature=self.temperature, tail=self.tail, y=y)
-        assert pair.target_cell is not None
-        tckd, nckd = decoupled_kl(pair.teacher, pair.student, pair.target_cell)
         scale = self.temperature**2 if self.scale_by_t2 else 1.0
-        values = scale * (self.alpha * tckd + self.beta * nckd)
-        return C.reduce_rows(values, valid, self.reduction, lead, num_items)
+        if teacher.logits is not None and not torch.compiler.is_compiling():
+            rule = Rule("dkd", self.temperature, scale, a=self.alpha, b=self.beta)
+            values = divergence_rows(teacher.student, teacher.logits, rule, self._parts, y)
+        else:
+            pair = soft_pair(teacher, temperature=self.temperature, tail=self.tail, y=y)
+            assert pair.target_cell is not None
+            values = scale * self._parts(pair.teacher, pair.student, pair.target_cell)
+        return reduce_rows(values, valid, self.reduction, lead, num_items)
+
+    def _parts(self, lp: torch.Tensor, lq: torch.Tensor, cell: torch.Tensor | None) -> torch.Tensor:
+        """``alpha * TCKD + beta * NCKD`` per row by the general masked formulas."""
+        assert cell is not None
+        tckd, nckd = decoupled_kl(lp, lq, cell)
+        return self.alpha * tckd + self.beta * nckd
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, beta={self.beta}, temperature={self.temperature}"

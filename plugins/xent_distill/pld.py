@@ -6,8 +6,9 @@ import torch
 
 from xent_core.base_loss import Loss
 
-from . import _common as C
 from . import _params as P
+from ._reduce import reduce_rows
+from ._teacher import read_labelled, teacher_tail_logmass
 
 _NEG_INF = float("-inf")
 
@@ -119,7 +120,7 @@ class PLD(Loss):
         teacher_topk_logprobs: torch.Tensor | None = None,
         num_items: int | torch.Tensor | None = None,
     ) -> torch.Tensor:
-        lead, valid, y, teacher = C.read_labelled(
+        lead, valid, y, teacher = read_labelled(
             logits,
             targets,
             teacher_logits,
@@ -134,7 +135,7 @@ class PLD(Loss):
         else:
             assert teacher.ids is not None and teacher.logprobs is not None
             values = self._topk_teacher(teacher.student, teacher.ids, teacher.logprobs, y)
-        return C.reduce_rows(values, valid, self.reduction, lead, num_items)
+        return reduce_rows(values, valid, self.reduction, lead, num_items)
 
     def _full_teacher(self, s: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         c = s.shape[-1]
@@ -155,7 +156,7 @@ class PLD(Loss):
         if self.tail == "renormalise" or k == c:
             w = torch.softmax(lp / self.temperature, -1)
         else:
-            p_tail = C.teacher_tail_logmass(lp).to(s.dtype)[:, None]
+            p_tail = teacher_tail_logmass(lp).to(s.dtype)[:, None]
             w = torch.softmax(torch.cat([lp, p_tail], -1) / self.temperature, -1)[:, :k]
         dup = ids == y[:, None]
         w_y = (w * dup).sum(-1, keepdim=True)

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
-
-import torch
-
-from . import _params as P
-from ._divergence import DivergenceLoss
-from ._fused import Rule, mixture_rule
-from .functional import skew_forward_kl
+from ._divergence import SkewDivergence
 
 
-class SkewKL(DivergenceLoss):
+class SkewKL(SkewDivergence):
     """Skew KL distillation: KL(p_teacher || alpha p + (1 - alpha) q_student); alpha=0 is forward KL.
 
     Per token, with ``p = softmax(t / T)`` and ``q = softmax(s / T)``::
@@ -24,7 +16,7 @@ class SkewKL(DivergenceLoss):
     keeps the gradients finite where the student puts almost no mass.
 
     The shared parameters (``temperature``, ``tail``, ``ignore_index``, ``reduction``,
-    ``vocab_align``) are documented on ``DivergenceLoss``.
+    ``vocab_align``) are documented on ``SkewDivergence``.
 
     Args:
         alpha: weight of the mixed-in distribution, in [0, 1].
@@ -39,23 +31,4 @@ class SkewKL(DivergenceLoss):
     )
     capabilities = {"differentiable": True, "devices": ("cpu", "cuda")}
 
-    def __init__(
-        self,
-        alpha: float = 0.1,
-        temperature: float = 1.0,
-        tail: str = "bucket",
-        ignore_index: int = -100,
-        reduction: str = "mean",
-        vocab_align: str = "error",
-    ) -> None:
-        super().__init__(temperature, tail, ignore_index, reduction, vocab_align)
-        self.alpha = P.mixture("alpha", alpha)
-
-    def row_divergence(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        return partial(skew_forward_kl, alpha=self.alpha)
-
-    def rule(self) -> Rule:
-        return mixture_rule(self.alpha, 1.0, 0.0, self.temperature)  # m = alpha p + (1-alpha) q
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, temperature={self.temperature}"
+    reverse = False

@@ -66,7 +66,7 @@ def test_fused_rows_match_the_general_formulas_in_float64(name, params, extreme)
     s, t = _rows(extreme=extreme)
     w = torch.rand(s.shape[0], generator=torch.Generator().manual_seed(1), dtype=s.dtype)
     xf = s.clone().requires_grad_()
-    fused = divergence_rows(xf, t, loss.rule(), loss.row_divergence())
+    fused = divergence_rows(xf, t, loss.rule(), lambda lp, lq, _y: loss.row_divergence()(lp, lq))
     xg = s.clone().requires_grad_()
     general = _general(loss, xg, t)
     torch.testing.assert_close(fused, general, rtol=1e-9, atol=1e-12)
@@ -133,3 +133,25 @@ def test_no_grad_forward_keeps_no_gradient_buffer():
     with torch.no_grad():
         value = xent_core.loss("kd")(s.requires_grad_(), teacher_logits=t)
     assert value.grad_fn is None
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+@pytest.mark.parametrize(("alpha", "beta", "temperature"), [(1.0, 8.0, 4.0), (0.5, 2.0, 1.0)])
+def test_dkd_fused_rows_match_the_general_formulas_in_float64(extreme, alpha, beta, temperature):
+    s, t = _rows(extreme=extreme)
+    y = torch.randint(0, s.shape[1], (s.shape[0],), generator=torch.Generator().manual_seed(2))
+    s[6, y[6]] += 40.0  # a confident student: 1 - q_y ~ e^-40
+    t[7, y[7]] += 40.0  # and a confident teacher
+    loss = xent_core.loss("dkd", alpha=alpha, beta=beta, temperature=temperature, reduction="none")
+    xf = s.clone().requires_grad_()
+    fused = loss(xf, y, teacher_logits=t)
+    xg = s.clone().requires_grad_()
+    with xent_core.input_checks(False):  # the general path, as under torch.compile
+        lq = torch.log_softmax(xg / temperature, -1)
+        lp = torch.log_softmax(t / temperature, -1)
+        general = loss._parts(lp, lq, y) * temperature**2
+    torch.testing.assert_close(fused, general, rtol=1e-9, atol=1e-12)
+    finite = torch.isfinite(general)
+    fused[finite].sum().backward()
+    general[finite].sum().backward()
+    torch.testing.assert_close(xf.grad[finite], xg.grad[finite], rtol=1e-9, atol=1e-12)

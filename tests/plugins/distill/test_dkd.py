@@ -1,4 +1,4 @@
-"""DKD stays finite and accurate when the student is confident (q_y rounds to 1)."""
+"""dkd regression: finite and accurate when the student is confident (q_y rounds to 1)."""
 
 from __future__ import annotations
 
