@@ -15,6 +15,7 @@ With ``u = s / T``, ``q = softmax(u)`` and ``g_c = dL/dq_c``, ``dL/du = q * (g -
   (``a/b = w/(1-w)``, then ``g = -b log(m/q)`` up to a constant), ``skew-kl`` (``b = 0``,
   ``g = -(1 - w) p/m``) and ``skew-reverse-kl`` (``a = 0``, ``g = -log(m/q) - (1 - w) q/m``).
 - ``tvd``: ``L = sum |p - q| / 2``, ``g = sign(q - p) / 2``.
+- ``dkd``: ``a TCKD + b NCKD`` around the class ids ``y`` (see :func:`_dkd_block`).
 
 The mixture's log-ratios use one expression: with ``d = log(p/q)``, ``log(m/q) =
 log1p(w expm1(d))`` when ``w <= 1/2``, else ``log(m/p) = log1p((1 - w) expm1(-d))``, so the small
@@ -205,7 +206,7 @@ def fused_rows(
         lp = torch.log_softmax(tc, -1)
         if rule.kind == "dkd":
             assert y is not None
-            v, g = _dkd_block(rule, lq, lp, y[start:end, None].squeeze(-1), want_grad)
+            v, g = _dkd_block(rule, lq, lp, y[start:end], want_grad)
         else:
             v, g = _block(rule, lq, lp, want_grad)
         values[start:end] = v

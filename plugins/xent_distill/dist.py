@@ -96,14 +96,22 @@ class DIST(Loss):
             vocab_align=self.vocab_align,
         )
         s = teacher.student
-        lp = teacher_logprobs_full(teacher, temperature=self.temperature, tail=self.tail)
+        if teacher.logits is not None:
+            p = torch.softmax(teacher.logits / self.temperature, -1)
+        else:
+            p = torch.exp(
+                teacher_logprobs_full(teacher, temperature=self.temperature, tail=self.tail)
+            )
         q = torch.softmax(s / self.temperature, -1)
-        p = torch.exp(lp)
-        # kept rows by weight, not by indexing: no data-dependent shape (torch.compile)
-        keep = torch.ones_like(q[:, 0]) if valid is None else valid.to(q.dtype)
-        b = keep.sum()
-        inter = ((1.0 - pearson_rows(q, p)) * keep).sum()
-        intra = (1.0 - pearson_columns(q, p, keep)).mean()
+        if valid is None:  # every row counts: the plain correlations
+            b = torch.tensor(float(q.shape[0]), dtype=q.dtype, device=q.device)
+            inter = (1.0 - pearson_rows(q, p)).sum()
+            intra = (1.0 - pearson_rows(q, p, dim=0)).mean()
+        else:  # kept rows by weight, not by indexing: no data-dependent shape (torch.compile)
+            keep = valid.to(q.dtype)
+            b = keep.sum()
+            inter = ((1.0 - pearson_rows(q, p)) * keep).sum()
+            intra = (1.0 - pearson_columns(q, p, keep)).mean()
         scale = self.temperature**2 if self.scale_by_t2 else 1.0
         total = scale * (self.beta * inter + self.gamma * b * intra)
         total = torch.where(b > 0, total, s.sum() * 0.0)  # nothing kept: 0, still in the graph

@@ -204,8 +204,11 @@ def pearson_columns(
     return (a_c * b_c).sum(0) / (a_c.norm(dim=0) * b_c.norm(dim=0) + eps)
 
 
-def pearson_rows(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Pearson correlation of each row of ``a`` with the same row of ``b`` (eps in the denominator)."""
-    a_c = a - a.mean(-1, keepdim=True)
-    b_c = b - b.mean(-1, keepdim=True)
-    return (a_c * b_c).sum(-1) / (a_c.norm(dim=-1) * b_c.norm(dim=-1) + eps)
+def pearson_rows(
+    a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8, dim: int = -1
+) -> torch.Tensor:
+    """Pearson correlation of each row of ``a`` with the same row of ``b`` (eps in the
+    denominator); ``dim=0`` correlates the columns instead (no transposed copy)."""
+    a_c = a - a.mean(dim, keepdim=True)
+    b_c = b - b.mean(dim, keepdim=True)
+    return (a_c * b_c).sum(dim) / (a_c.norm(dim=dim) * b_c.norm(dim=dim) + eps)
