@@ -36,6 +36,7 @@ ESTIMATORS: dict[str, str] = {
     "pass-at-k": "xent_estimators.pass_at_k:PassAtK",
     "neural-collapse": "xent_estimators.neural_collapse:NeuralCollapse",
     "intrinsic-dimension": "xent_estimators.intrinsic_dimension:IntrinsicDimension",
+    "distance-correlation": "xent_estimators.distance_correlation:DistanceCorrelation",
 }
 
 
