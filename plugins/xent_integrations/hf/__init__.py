@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from .distill import distill_loss, gkd_loss_spec, model_distill_loss, topk_distill_loss
 from .heads import HeadTransform, read_head_transform
 from .patching import (
     TESTED_FAMILIES,
@@ -17,10 +18,19 @@ from .patching import (
     unpatch,
 )
 from .stats import HeadStats, head_stats
+from .trl_mixins import XentGKDMixin, XentSFTMixin, gkd_trainer_class, sft_trainer_class
 from .verify import verify_patch
 
 __all__ = [
     "TESTED_FAMILIES",
+    "XentGKDMixin",
+    "XentSFTMixin",
+    "distill_loss",
+    "gkd_loss_spec",
+    "gkd_trainer_class",
+    "model_distill_loss",
+    "sft_trainer_class",
+    "topk_distill_loss",
     "HeadStats",
     "HeadTransform",
     "PatchError",

@@ -52,6 +52,9 @@ class PatchState:
     family: str
     stats: bool
     previous_forward: Any  # the instance-level forward that was there before, or None
+    wrapper: Any = None  # the patched forward
+    active: int = 0  # > 0 while the patched forward runs
+    guard: Any = None  # hook handle on the backbone (see _guard)
 
 
 def family_of(model: Any) -> str:
@@ -178,7 +181,12 @@ def _loss_call(model: Any, state: PatchState, original: Any, bound: inspect.Boun
     result = type(out)(loss=loss, **fields)
     if "stats" in found:
         s = found["stats"]
-        result.num_tokens, result.entropy, result.accuracy = s.num_tokens, s.entropy, s.accuracy
+        # keys, not bare attributes: accelerate's output conversion keeps only the keys
+        result["num_tokens"], result["entropy"], result["accuracy"] = (
+            s.num_tokens,
+            s.entropy,
+            s.accuracy,
+        )
     if return_dict is None:
         return_dict = getattr(model.config, "return_dict", True)
     return result if return_dict else result.to_tuple()
@@ -198,8 +206,44 @@ def _make_forward(model: Any, state: PatchState, original: Any) -> Any:
             return original(*args, **kwargs)
         return _loss_call(model, state, original, bound)
 
-    forward.__xent_patch__ = state  # type: ignore[attr-defined]
-    return forward
+    @functools.wraps(original)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        state.active += 1
+        try:
+            return forward(*args, **kwargs)
+        finally:
+            state.active -= 1
+
+    counted.__xent_patch__ = state  # type: ignore[attr-defined]
+    return counted
+
+
+def _backbone(model: Any) -> Any:
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    return decoder if isinstance(decoder, torch.nn.Module) else model.base_model
+
+
+def _install_guard(model: Any, state: PatchState) -> None:
+    """Raise when the backbone trains through a forward that replaced the patched one.
+
+    TRL's ``SFTTrainer`` (fused LM head) and Liger's patches replace ``model.forward`` after
+    ``xhf.patch``; without this check xent's loss would silently never run.
+    """
+
+    def guard(module: Any, args: Any) -> None:
+        if (
+            state.active == 0
+            and model.training
+            and torch.is_grad_enabled()
+            and model.__dict__.get("forward") is not state.wrapper
+        ):
+            raise PatchError(
+                f"{state.family}: model.forward was replaced after xhf.patch (TRL's SFTTrainer "
+                "installs its own fused LM head), so xent's loss would not run; use "
+                "xhf.XentSFTMixin / xhf.sft_trainer_class() or drop the patch"
+            )
+
+    state.guard = _backbone(model).register_forward_pre_hook(guard)
 
 
 def is_patched(model: Any) -> bool:
@@ -238,7 +282,9 @@ def patch(
     state = PatchState(loss, terms, head, family, stats, previous)
     original = model.forward  # bound method (or the instance-level forward already there)
     model.__dict__[_ATTR] = state
-    model.forward = _make_forward(model, state, original)
+    state.wrapper = _make_forward(model, state, original)
+    model.forward = state.wrapper
+    _install_guard(model, state)
     if verify is True or (verify == "auto" and family not in TESTED_FAMILIES):
         from .verify import verify_patch
 
@@ -255,8 +301,14 @@ def unpatch(model: Any) -> Any:
     state = model.__dict__.pop(_ATTR, None)
     if not isinstance(state, PatchState):
         raise BadParameterError(f"{type(model).__name__} is not patched by xent")
+    if state.guard is not None:
+        state.guard.remove()
+    if model.__dict__.get("forward") is not state.wrapper:
+        raise PatchError(
+            f"{state.family}: model.forward was replaced after xhf.patch; cannot restore it"
+        )
     if state.previous_forward is None:
-        model.__dict__.pop("forward", None)
+        del model.forward
     else:
         model.forward = state.previous_forward
     return model

@@ -55,7 +55,7 @@ def verify_patch(model: Any, *, length: int = 9, seed: int = 0) -> dict[str, flo
     if state is None:
         raise PatchError(f"{type(model).__name__} is not patched by xent")
     family = family_of(model)
-    patched_forward = model.__dict__["forward"]
+    patched_forward = state.wrapper
     native_forward = state.previous_forward or type(model).forward.__get__(model)
     dtype = next(model.parameters()).dtype
     loss_tol, grad_tol = TOLERANCES.get(dtype, TOLERANCES[torch.float32])
