@@ -23,6 +23,9 @@ KNOWN = {
     "lm_head_multiplier": "multiply",
     "output_multiplier": "multiply",
 }
+# families where a known field acts the other way (HyperCLOVA X multiplies by logits_scaling,
+# Granite divides); any other surprise is caught by verify="auto" for families outside the table
+OVERRIDES = {("hyperclovax", "logits_scaling"): "multiply"}
 # fields that match the pattern below but do not act on the output logits
 NOT_HEAD = {
     "output_router_logits",
@@ -69,7 +72,7 @@ def read_head_transform(config: Any) -> HeadTransform:
                 raise BadParameterError(
                     f"{family}: config.{name}={value!r} is not a positive number; cannot patch"
                 )
-            kind = KNOWN[name]
+            kind = OVERRIDES.get((family, name), KNOWN[name])
             if kind == "softcap":
                 softcap = float(value)
             elif kind == "multiply":
