@@ -77,6 +77,12 @@ def test_verify_auto_checks_a_family_outside_the_tested_table(monkeypatch):
     xhf.patch(model, verify=False)  # not verified: the caller asked for that
 
 
+def test_hyperclovax_multiplies_by_logits_scaling_where_granite_divides():
+    model = tiny_model("hyperclovax", logits_scaling=0.3)
+    assert xhf.read_head_transform(model.config).logit_scale == pytest.approx(0.3)
+    xhf.patch(model, verify=True)  # against the native forward
+
+
 def test_num_items_in_batch_and_shift_labels_follow_transformers():
     model = tiny_model("llama")
     inputs = batch(seed=1)
