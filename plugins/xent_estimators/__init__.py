@@ -37,6 +37,7 @@ ESTIMATORS: dict[str, str] = {
     "neural-collapse": "xent_estimators.neural_collapse:NeuralCollapse",
     "intrinsic-dimension": "xent_estimators.intrinsic_dimension:IntrinsicDimension",
     "distance-correlation": "xent_estimators.distance_correlation:DistanceCorrelation",
+    "best-of-n-kl": "xent_estimators.best_of_n_kl:BestOfNKL",
 }
 
 
