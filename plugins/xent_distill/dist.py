@@ -114,7 +114,8 @@ class DIST(Loss):
             intra = (1.0 - pearson_columns(q, p, keep)).mean()
         scale = self.temperature**2 if self.scale_by_t2 else 1.0
         total = scale * (self.beta * inter + self.gamma * b * intra)
-        total = torch.where(b > 0, total, s.sum() * 0.0)  # nothing kept: 0, still in the graph
+        if valid is not None:  # nothing kept: 0, still in the graph
+            total = torch.where(b > 0, total, s.sum() * 0.0)
         if self.reduction == "sum":
             return total
         return total / denominator(valid, s.shape[0], num_items, total)
