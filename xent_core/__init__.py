@@ -51,6 +51,7 @@ from .registry import PluginInfo, Registry, get_registry, set_registry
 
 if TYPE_CHECKING:
     from .base_loss import Loss, LossStack
+    from .integrations.torchmetrics import metric
 
 __version__ = "0.1.0"
 
@@ -86,6 +87,7 @@ __all__ = [
     "kernel",
     "list_components",
     "loss",
+    "metric",
     "plugins",
     "scaling_model",
     "set_registry",
@@ -98,4 +100,6 @@ def __getattr__(name: str) -> Any:
     """``Loss`` and ``LossStack`` import torch, so they are loaded on first access."""
     if name in ("Loss", "LossStack"):
         return getattr(importlib.import_module(".base_loss", __name__), name)
+    if name == "metric":  # a torchmetrics Metric: imports torchmetrics, so only on first access
+        return importlib.import_module(".integrations.torchmetrics", __name__).metric
     raise AttributeError(f"module 'xent_core' has no attribute {name!r}")

@@ -153,6 +153,12 @@ def info_command(
     if spec.capabilities:
         caps = ", ".join(f"{k}={v}" for k, v in spec.capabilities.items())
         con.print(f"[bold]capabilities[/bold] {caps}", highlight=False)
+    if spec.kind == "estimator" and spec.capabilities.get("accumulate", "rows") == "rows":
+        con.print(
+            "[bold]metric[/bold]   no sufficient statistic: xent_core.metric keeps the rows "
+            "(at most max_samples)",
+            highlight=False,
+        )
     reqs = spec.requirements()
     if reqs:
         con.print(

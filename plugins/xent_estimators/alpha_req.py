@@ -71,7 +71,7 @@ class AlphaReQ:
         "eigenspectrum decay",
         "NeurIPS 2022",
     )
-    capabilities = {"devices": ("cpu", "cuda")}
+    capabilities = {"devices": ("cpu", "cuda"), "accumulate": "gram"}
 
     def __init__(
         self,

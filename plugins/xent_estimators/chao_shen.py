@@ -36,7 +36,7 @@ class ChaoShenEntropy:
         "in sample",
         "Environ. Ecol. Stat. 10 (2003)",
     )
-    capabilities = {"devices": ("cpu",)}
+    capabilities = {"devices": ("cpu",), "accumulate": "counts"}
 
     def __init__(self, input: str = "samples", base: float = math.e) -> None:
         self.input = check_choice(input, "input", ("samples", "counts"))

@@ -116,7 +116,7 @@ class DiffusionSpectralEntropy:
         "Diffusion Spectral Entropy",
         "arXiv:2312.04823",
     )
-    capabilities = {"devices": ("cpu", "cuda")}
+    capabilities = {"devices": ("cpu", "cuda"), "accumulate": "rows"}
 
     def __init__(
         self,

@@ -48,7 +48,7 @@ class EffectiveRank:
             "arXiv:2401.17139",
         ),
     )
-    capabilities = {"devices": ("cpu", "cuda")}
+    capabilities = {"devices": ("cpu", "cuda"), "accumulate": "gram"}
 
     def __init__(self, center: bool = True, normalize_rows: bool = True) -> None:
         self.center = bool(center)

@@ -56,7 +56,7 @@ class GaussianEntropy:
             "IEEE Trans. Inf. Theory 35 (1989)",
         ),
     )
-    capabilities = {"devices": ("cpu", "cuda")}
+    capabilities = {"devices": ("cpu", "cuda"), "accumulate": "gram"}
 
     def __init__(self, bias_correction: bool = False, base: float = math.e) -> None:
         self.bias_correction = bool(bias_correction)

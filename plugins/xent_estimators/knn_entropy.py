@@ -70,7 +70,7 @@ class KnnEntropy:
         ("Sample estimate of the entropy of a random vector", "Probl. Inf. Transm. 23 (1987)"),
         ("Estimating mutual information", "arXiv:cond-mat/0305641"),
     )
-    capabilities = {"devices": ("cpu",)}
+    capabilities = {"devices": ("cpu",), "accumulate": "rows"}
 
     def __init__(self, k: int = 3, norm: str = "euclidean", base: float = math.e) -> None:
         self.k = check_positive_int(k, "k", 1)

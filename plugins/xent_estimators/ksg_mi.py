@@ -48,7 +48,7 @@ class KsgMutualInformation:
     """
 
     citation = ("Estimating mutual information", "arXiv:cond-mat/0305641")
-    capabilities = {"devices": ("cpu",)}
+    capabilities = {"devices": ("cpu",), "accumulate": "rows"}
 
     def __init__(self, k: int = 3, standardize: bool = True, base: float = math.e) -> None:
         self.k = check_positive_int(k, "k", 1)

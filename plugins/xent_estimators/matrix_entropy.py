@@ -47,7 +47,7 @@ class MatrixEntropy:
         "Diff-eRank: A Novel Rank-Based Metric for Evaluating Large Language Models",
         "arXiv:2401.17139",
     )
-    capabilities = {"devices": ("cpu", "cuda")}
+    capabilities = {"devices": ("cpu", "cuda"), "accumulate": "gram"}
 
     def __init__(
         self, base: float = math.e, center: bool = True, normalize_rows: bool = True

@@ -33,7 +33,7 @@ class MillerMadowEntropy:
         ("Note on the bias of information estimates", "Information Theory in Psychology (1955)"),
         ("Estimation of Entropy and Mutual Information", "Neural Computation 15 (2003)"),
     )
-    capabilities = {"devices": ("cpu",)}
+    capabilities = {"devices": ("cpu",), "accumulate": "counts"}
 
     def __init__(self, input: str = "samples", base: float = math.e) -> None:
         self.input = check_choice(input, "input", ("samples", "counts"))

@@ -39,7 +39,7 @@ class RankMe:
         "Representations by Their Rank",
         "arXiv:2210.02885",
     )
-    capabilities = {"devices": ("cpu", "cuda")}
+    capabilities = {"devices": ("cpu", "cuda"), "accumulate": "gram"}
 
     def __init__(self, eps: float = 1e-7, center: bool = False) -> None:
         eps = float(eps)

@@ -159,7 +159,7 @@ class TokenEntropy:
         ("A Mathematical Theory of Communication", "Bell Syst. Tech. J. 27 (1948)"),
         ("Cut Your Losses in Large-Vocabulary Language Models", "arXiv:2411.09009"),
     )
-    capabilities = {"devices": ("cpu", "cuda")}
+    capabilities = {"devices": ("cpu", "cuda"), "accumulate": "sums"}
 
     def __init__(
         self,

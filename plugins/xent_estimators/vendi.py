@@ -116,7 +116,7 @@ class Vendi:
             "arXiv:2310.12952",
         ),
     )
-    capabilities = {"devices": ("cpu", "cuda")}
+    capabilities = {"devices": ("cpu", "cuda"), "accumulate": "rows"}
 
     def __init__(
         self,
