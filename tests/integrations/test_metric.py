@@ -204,3 +204,19 @@ def test_ddp_sync_over_two_gloo_processes(tmp_path):
         line = next(ln for ln in o.splitlines() if ln.startswith("RESULT"))
         for got, want in eval(line.split(" ", 2)[2]):
             assert math.isclose(got, want, rel_tol=1e-7), (got, want)
+
+
+def test_docs_examples_of_the_metric_and_the_callbacks_run():
+    import re
+    from pathlib import Path
+
+    pytest.importorskip("lightning")
+    pytest.importorskip("transformers")
+    doc = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
+    found = re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.S)
+    mine = [b for b in found if "EstimatorCallback(" in b or "xent_core.metric(" in b]
+    assert len(mine) == 3
+    for code in mine:
+        scope: dict = {"__name__": "__doc__"}
+        exec(compile(code, "docs/integrations.md", "exec"), scope)
+        assert "callback" in scope or "rankme" in scope

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from .callback import EstimatorCallback
 from .distill import distill_loss, gkd_loss_spec, model_distill_loss, topk_distill_loss
 from .heads import HeadTransform, read_head_transform
 from .patching import (
@@ -22,6 +23,7 @@ from .trl_mixins import XentGKDMixin, XentSFTMixin, gkd_trainer_class, sft_train
 from .verify import verify_patch
 
 __all__ = [
+    "EstimatorCallback",
     "TESTED_FAMILIES",
     "XentGKDMixin",
     "XentSFTMixin",
