@@ -99,9 +99,9 @@ class NeuralCollapse:
     are None. ``details``: nc1, nc2_means, nc2_weights, nc3, nc3_dual, nc4, Papyan's equinorm
     and equiangularity of means and weights, class counts, the rank kept in Sigma_B^+.
 
-    Cost: O(N d K) time, O(N K + d K) memory beyond the input (Sigma_W is never formed: NC1 is
-    (1/N) sum_i ||P^T (h_i - mu_{y_i})||^2 with P the (d, K) pseudo-inverse of M); runs on the
-    features' device in float64.
+    Cost: O(N d K) time, O(N K + d K) memory beyond the input (no (N, d) temporary and no
+    Sigma_W: NC1 is (1/N) sum_i ||P^T (h_i - mu_{y_i})||^2 with P the (d, K) pseudo-inverse of
+    M); runs on the features' device in float64 (float32 features are copied to float64).
 
     Args:
         geometry: target Gram matrix for NC2/NC3: 'etf' (simplex ETF) or 'orthogonal'.
@@ -166,7 +166,8 @@ class NeuralCollapse:
         if not bool(keep.any()):
             raise BadInputError("all class means coincide: Sigma_B is zero and NC1 is undefined")
         p = vh[keep].T / s[keep]  # (d, r): P P^T = pinv(M^T M)
-        proj = (h - means[t]) @ p
+        proj = h @ p
+        proj -= (means @ p)[t]  # (h_i - mu_{y_i}) P without an (N, d) temporary
         nc1 = float(proj.square().sum() / n)  # tr(Sigma_W Sigma_B^+)/K = tr(Sigma_W K P P^T)/K
         info: dict[str, Any] = {
             "nc1": nc1,
@@ -196,7 +197,7 @@ class NeuralCollapse:
                 if b.numel() != k:
                     raise BadInputError(f"bias has {b.numel()} entries, expected K = {k}")
                 logits = logits + b
-            ncc = torch.cdist(h, means).argmin(dim=1)
+            ncc = (means.square().sum(dim=1) - 2.0 * (h @ means.T)).argmin(dim=1)
             info["nc4"] = float((logits.argmax(dim=1) != ncc).to(h.dtype).mean())
             info["weights"] = _norm_angle_stats(w)
         return finish(nc1, info, details)
