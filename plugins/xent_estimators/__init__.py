@@ -38,6 +38,7 @@ ESTIMATORS: dict[str, str] = {
     "intrinsic-dimension": "xent_estimators.intrinsic_dimension:IntrinsicDimension",
     "distance-correlation": "xent_estimators.distance_correlation:DistanceCorrelation",
     "best-of-n-kl": "xent_estimators.best_of_n_kl:BestOfNKL",
+    "label-sharpness": "xent_estimators.label_sharpness:LabelSharpness",
 }
 
 
