@@ -17,12 +17,14 @@ from typing import Any
 
 import torch
 
-from . import validate
+from . import checks, validate
 from .errors import BadInputError, BadParameterError
 from .naming import kebab_from_identifier
 from .stack_spec import Weight, check_weight
 
 __all__ = ["Loss", "LossStack", "Weight", "call_loss", "declared_inputs", "loss_inputs"]
+
+checks._is_compiling = torch.compiler.is_compiling  # the input-check switch under torch.compile
 
 
 class Loss(torch.nn.Module):

@@ -13,7 +13,7 @@ Shape, dtype and device checks need no synchronisation and always run.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -22,16 +22,28 @@ _ENABLED: ContextVar[bool] = ContextVar(
 )
 
 
+# ``torch.compile`` cannot trace a ContextVar read. While it traces, the switch is read from
+# this plain module global instead (dynamo guards on it, so toggling the switch recompiles).
+# ``xent_core.base_loss`` (the torch side of the core) installs torch's ``is_compiling``.
+_TRACED: bool = _ENABLED.get()
+_is_compiling: Callable[[], bool] = lambda: False  # noqa: E731
+
+
 def input_checks_enabled() -> bool:
     """Whether data-dependent input checks run (default: yes; ``XENT_CHECK_INPUTS=0``: no)."""
+    if _is_compiling():
+        return _TRACED
     return _ENABLED.get()
 
 
 @contextmanager
 def input_checks(enabled: bool) -> Iterator[None]:
     """Turn data-dependent input checks on or off inside a ``with`` block."""
+    global _TRACED
     token = _ENABLED.set(bool(enabled))
+    before, _TRACED = _TRACED, bool(enabled)
     try:
         yield
     finally:
         _ENABLED.reset(token)
+        _TRACED = before

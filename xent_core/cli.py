@@ -6,6 +6,7 @@ Bad usage or bad input prints one line on stderr and exits 2; an internal failur
 
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
 from collections.abc import Sequence
@@ -242,17 +243,47 @@ def build_app() -> typer.Typer:
     return fresh
 
 
+def _merge_group(group: typer.Typer, other: typer.Typer, plugin: str, name: str) -> None:
+    """Add ``other``'s sub-commands to ``group`` (same-named groups from several plugins)."""
+    taken = {c.name for c in group.registered_commands} | {g.name for g in group.registered_groups}
+    for cmd in other.registered_commands:
+        if cmd.name is None or cmd.name in taken:
+            _warn_command(plugin, f"{name} {cmd.name}")
+            continue
+        group.registered_commands.append(cmd)
+        taken.add(cmd.name)
+    for sub in other.registered_groups:
+        if sub.name is None or sub.name in taken:
+            _warn_command(plugin, f"{name} {sub.name}")
+            continue
+        group.registered_groups.append(sub)
+        taken.add(sub.name)
+
+
+def _fresh_group(obj: typer.Typer) -> typer.Typer:
+    """A shallow copy of a plugin's group with its own command lists (merging never edits it)."""
+    group = copy.copy(obj)
+    group.registered_commands = list(obj.registered_commands)
+    group.registered_groups = list(obj.registered_groups)
+    return group
+
+
 def _add_plugin_commands(app: typer.Typer) -> None:
     registry = get_registry()
     existing = set(_BUILTIN) | {c.name for c in app.registered_commands if c.name}
     existing |= {g.name for g in app.registered_groups if g.name}
+    groups: dict[str, typer.Typer] = {}
     for plugin, obj, name in registry.commands():
         if isinstance(obj, typer.Typer):
             cmd_name = name or obj.info.name
+            if isinstance(cmd_name, str) and cmd_name in groups:
+                _merge_group(groups[cmd_name], obj, plugin, cmd_name)
+                continue
             if not isinstance(cmd_name, str) or cmd_name in existing:
                 _warn_command(plugin, cmd_name)
                 continue
-            app.add_typer(obj, name=cmd_name)
+            groups[cmd_name] = _fresh_group(obj)
+            app.add_typer(groups[cmd_name], name=cmd_name)
         elif callable(obj):
             cmd_name = name or obj.__name__.replace("_", "-")
             if cmd_name in existing:
