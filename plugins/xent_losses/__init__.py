@@ -44,3 +44,11 @@ def register_losses(register: Register) -> None:
     """Register this plugin's losses."""
     for name, target in LOSSES.items():
         register(target, name=name)
+
+
+@hookimpl
+def register_commands(register) -> None:  # type: ignore[no-untyped-def]
+    """Register ``xent bench losses`` (merged into the ``bench`` group; Typer only)."""
+    from .bench_cli import bench_app
+
+    register(bench_app, name="bench")

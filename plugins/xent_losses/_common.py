@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from xent_core import BadInputError, BadParameterError, input_checks_enabled, validate
 
@@ -336,10 +337,20 @@ def soft_nll(q: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
     return -torch.where(q == 0, torch.zeros_like(logp), q * logp).sum(-1)
 
 
-def log_probs(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(log_softmax, logsumexp)`` of the batch's logits."""
-    lse = torch.logsumexp(batch.logits, dim=-1)
-    return batch.logits - lse[:, None], lse
+def target_nll(batch: Batch) -> torch.Tensor:
+    """(N,) ``-log p_y`` through PyTorch's fused ``F.cross_entropy`` (class ids only).
+
+    One fused log-softmax + gather: no (N, C) log-probability tensor is kept for the caller,
+    so losses built on ``p_y`` alone (focal, poly-1, comp-sum, bias) cost what cross-entropy
+    costs. Ignored items (id replaced by 0) get a finite value that :func:`reduce` masks.
+    """
+    assert batch.ids is not None
+    return F.cross_entropy(batch.logits, batch.ids, reduction="none")
+
+
+def log_probs(batch: Batch) -> torch.Tensor:
+    """(N, C) ``log_softmax`` of the batch's logits (one fused pass)."""
+    return torch.log_softmax(batch.logits, dim=-1)
 
 
 def target_log_prob(batch: Batch, logp: torch.Tensor) -> torch.Tensor:

@@ -11,11 +11,10 @@ from ._common import (
     check_index,
     check_number,
     check_reduction,
-    log_probs,
     per_item_input,
     prepare,
     reduce,
-    target_log_prob,
+    target_nll,
 )
 
 _WHO = "bias-loss"
@@ -61,8 +60,7 @@ def bias_loss(
         )
     feats = feats.detach().to(b.logits.dtype)
     weights = feature_variance_weights(feats, b.valid, alpha, beta)
-    logp, _ = log_probs(b)
-    return reduce(-weights * target_log_prob(b, logp), b, reduction)
+    return reduce(weights * target_nll(b), b, reduction)
 
 
 class BiasLoss(Loss):

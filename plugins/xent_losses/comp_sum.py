@@ -10,10 +10,9 @@ from ._common import (
     check_index,
     check_number,
     check_reduction,
-    log_probs,
     prepare,
     reduce,
-    target_log_prob,
+    target_nll,
 )
 
 _WHO = "comp-sum"
@@ -40,8 +39,7 @@ def comp_sum_loss(
 ) -> torch.Tensor:
     """Functional form of :class:`CompSumLoss`."""
     b = prepare(logits, targets, who=who, ignore_index=ignore_index, soft_ok=False)
-    logp, _ = log_probs(b)
-    return reduce(comp_sum_from_log_prob(target_log_prob(b, logp), tau), b, reduction)
+    return reduce(comp_sum_from_log_prob(-target_nll(b), tau), b, reduction)
 
 
 class CompSumLoss(Loss):

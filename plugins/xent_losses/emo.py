@@ -67,7 +67,7 @@ def emo_loss(
     """Functional form of :class:`EMOLoss`; ``embedding`` is the (V, D) cost embedding."""
     b = prepare(logits, targets, who=_WHO, ignore_index=ignore_index)
     unit = _cost_embedding(embedding, b, "embedding")
-    logp, _ = log_probs(b)
+    logp = log_probs(b)
     target = b.one_hot()
     distance = demd(logp.exp(), target, unit)
     if mix == "none":

@@ -13,10 +13,9 @@ from ._common import (
     check_number,
     check_reduction,
     class_weights,
-    log_probs,
     prepare,
     reduce,
-    target_log_prob,
+    target_nll,
 )
 
 _WHO = "focal"
@@ -33,8 +32,7 @@ def focal_loss(
 ) -> torch.Tensor:
     """Functional form of :class:`FocalLoss`; ``alpha`` is a number or a per-class tensor."""
     b = prepare(logits, targets, who=_WHO, ignore_index=ignore_index, soft_ok=False)
-    logp, _ = log_probs(b)
-    log_pt = target_log_prob(b, logp)
+    log_pt = -target_nll(b)
     per_item = -log_pt
     if gamma != 0.0:
         # 1 - p_t from log p_t without cancellation; the floor keeps (1 - p_t)^gamma

@@ -14,6 +14,7 @@ from ._common import (
     prepare,
     reduce,
     soft_nll,
+    target_nll,
 )
 
 _WHO = "poly1"
@@ -29,14 +30,14 @@ def poly1_loss(
 ) -> torch.Tensor:
     """Functional form of :class:`Poly1Loss`."""
     b = prepare(logits, targets, who=_WHO, ignore_index=ignore_index)
-    logp, _ = log_probs(b)
     if b.probs is not None:
+        logp = log_probs(b)
         ce = soft_nll(b.probs, logp)
         p_t = (b.probs * logp.exp()).sum(-1)
         per_item = ce + epsilon * (1.0 - p_t)
     else:
         assert b.ids is not None
-        log_pt = logp.gather(1, b.ids[:, None]).squeeze(1)
+        log_pt = -target_nll(b)
         per_item = -log_pt - epsilon * torch.expm1(log_pt)
     return reduce(per_item, b, reduction)
 

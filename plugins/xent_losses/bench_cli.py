@@ -1,0 +1,126 @@
+"""``xent bench losses``: every loss against its peer, each variant in a fresh process.
+
+Registered by ``xent_losses``'s ``register_commands`` hook in the ``bench`` command group (the
+core merges it with the other plugins' ``bench`` sub-commands). Nothing heavy is imported until
+the command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+bench_app = typer.Typer(
+    name="bench",
+    help="Benchmarks (each implementation in a fresh process).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_DTYPES = ("fp32", "bf16", "fp16", "fp64")
+
+
+@bench_app.callback()
+def _bench() -> None:
+    """Benchmarks (each implementation in a fresh process)."""
+
+
+@bench_app.command("losses")
+def losses(
+    case: Annotated[
+        list[str] | None,
+        typer.Option("--case", "-c", help="Case name, repeatable (default: every case)."),
+    ] = None,
+    dtype: Annotated[str, typer.Option("--dtype", help="fp32, bf16, fp16 or fp64.")] = "fp32",
+    rows: Annotated[int, typer.Option("--rows", "-n", min=1, help="Items N.")] = 2048,
+    cols: Annotated[int, typer.Option("--cols", "-v", min=1, help="Classes C.")] = 32768,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads.")] = 1,
+    min_time: Annotated[
+        float, typer.Option("--min-time", min=0.0, help="Seconds of timed runs per variant.")
+    ] = 1.0,
+    checks: Annotated[
+        bool, typer.Option("--checks", help="Input checks on (default off).")
+    ] = False,
+    compiled: Annotated[
+        bool, typer.Option("--compiled/--no-compiled", help="Also time torch.compile (inductor).")
+    ] = True,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write rows here.")] = None,
+    append_docs: Annotated[
+        Path | None, typer.Option("--append-docs", help="Append a Markdown section here.")
+    ] = None,
+    note: Annotated[str, typer.Option("--note", help="A line under the heading.")] = "",
+) -> None:
+    """Time forward+backward and peak memory of every loss against its peer, side by side."""
+    from xent_core import BadParameterError
+
+    from .bench import bench_cases
+
+    if dtype not in _DTYPES:
+        raise BadParameterError(f"--dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    known = bench_cases()
+    unknown = [c for c in case or [] if c not in known]
+    if unknown:
+        raise BadParameterError(f"unknown case {unknown[0]!r}; cases: {', '.join(known)}")
+    _run_and_print(
+        "xent_losses.bench",
+        case,
+        f"losses: N={rows} C={cols} {dtype}, forward+backward, checks {'on' if checks else 'off'}",
+        size={"rows": rows, "cols": cols},
+        dtype=dtype,
+        threads=threads,
+        min_time=min_time,
+        checks=checks,
+        compiled=compiled,
+        json_path=json_path,
+        append_docs=append_docs,
+        note=note,
+    )
+
+
+def _run_and_print(
+    suite: str,
+    names: list[str] | None,
+    title: str,
+    *,
+    json_path: Path | None,
+    append_docs: Path | None,
+    note: str,
+    **kwargs: Any,
+) -> None:
+    """Run a suite, print the table, optionally write JSON and a Markdown section."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from xent_core.benchmarking import HEADERS, environment, markdown, run_suite, table_rows
+
+    console = Console()
+    with console.status("running...") as status:
+
+        def on_row(row: dict[str, Any]) -> None:
+            status.update(f"done: {row['case']}")
+
+        rows = run_suite(suite, names, on_row=on_row, **kwargs)
+    env = environment()
+    table = Table(title=title)
+    for h in HEADERS:
+        table.add_column(h, justify="left" if h in ("component", "peer") else "right")
+    for r in table_rows(rows):
+        table.add_row(*r)
+    console.print(table)
+    console.print(
+        f"ratios are xent / peer (time: median of torch.utils.benchmark.Timer; memory: peak RSS "
+        f"over inputs and gradients, fresh process each); torch {env['torch']}, "
+        f"{env['threads']} thread(s), 1-min load {env['load_1min']:.1f}"
+    )
+    if json_path is not None:
+        json_path.write_text(json.dumps({"environment": env, "rows": rows}, indent=2) + "\n")
+    if append_docs is not None:
+        with append_docs.open("a", encoding="utf-8") as fh:
+            fh.write("\n" + markdown(title, rows, env, note))
+
+
+if __name__ == "__main__":
+    bench_app()

@@ -1,0 +1,317 @@
+"""Generic side-by-side benchmarks: each variant in a fresh process, one table of ratios.
+
+A *suite* is a module with a function ``bench_cases() -> dict[str, BenchCase]``. Each case
+names a component, its peer (or ``"no peer"`` with the naive formula as baseline) and a
+``make(variant, size, dtype, seed)`` factory returning ``(step, grad_like)``: ``step()`` runs
+one measured call (forward and backward for a loss) and returns the tensors to compare
+(value, gradients); ``grad_like`` lists tensors the size of the gradients, allocated before the
+region so that the memory figure is what the variant needs beyond its inputs and gradients.
+
+The worker (``python -m xent_core.benchmarking --suite MOD --case NAME --variant V ...``) runs in
+a fresh process: it builds the inputs, records the peak resident set (``getrusage``) after
+allocating and freeing the gradient-size buffers, runs ``step`` once (warm-up; its peak over
+that floor is the memory figure), then times ``step`` with ``torch.utils.benchmark.Timer``
+(median) and saves the outputs so the parent can compare variants. torch is imported only in
+the worker and when comparing; this module imports nothing heavy at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["BenchCase", "environment", "markdown", "peak_rss_mb", "run_case", "run_suite"]
+
+VARIANTS = ("xent", "peer", "compiled")
+
+
+@dataclass
+class BenchCase:
+    """One row of a benchmark table: a component against its peer."""
+
+    component: str
+    peer: str
+    make: Callable[[str, dict[str, int], str, int], tuple[Callable[[], Sequence[Any]], list[Any]]]
+    size: dict[str, int] = field(default_factory=dict)
+    compiled: bool = False
+    """Also time ``torch.compile`` (inductor) of the xent variant."""
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set of this process so far, in MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def environment() -> dict[str, Any]:
+    """Machine, date and versions for the report."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "load_1min": load,
+    }
+
+
+def _load_suite(module: str) -> dict[str, BenchCase]:
+    return importlib.import_module(module).bench_cases()  # type: ignore[no-any-return]
+
+
+def _worker(args: argparse.Namespace) -> dict[str, Any]:
+    import gc
+
+    import torch
+    from torch.utils.benchmark import Timer
+
+    import xent_core
+
+    torch.set_num_threads(args.threads)
+    case = _load_suite(args.suite)[args.case]
+    size = json.loads(args.size)
+    make_variant = "xent" if args.variant == "compiled" else args.variant
+    with xent_core.input_checks(args.checks):
+        step, grad_like = case.make(make_variant, size, args.dtype, args.seed)
+        if args.variant == "compiled":
+            step = torch.compile(step, backend="inductor")
+            step()  # compile outside the measured region (its memory is the compiler's)
+        gc.collect()
+        buffers = [torch.zeros_like(t) for t in grad_like]
+        floor = peak_rss_mb()
+        del buffers
+        gc.collect()
+        outputs = step()
+        peak = peak_rss_mb() - floor
+        timer = Timer(stmt="step()", globals={"step": step}, num_threads=args.threads)
+        measurement = timer.blocked_autorange(min_run_time=args.min_time)
+    if args.save:
+        torch.save([o.detach().double().cpu() for o in outputs], args.save)
+    return {"median_s": measurement.median, "peak_mb": peak, "runs": len(measurement.times)}
+
+
+def _max_rel_diff(a: Sequence[Any], b: Sequence[Any]) -> float:
+    """Max over the outputs of ``max|a - b| / max|b|``."""
+    worst = 0.0
+    for x, y in zip(a, b, strict=True):
+        scale = float(y.abs().max()) if y.numel() else 0.0
+        diff = float((x - y).abs().max()) if y.numel() else 0.0
+        worst = max(worst, diff / (scale if scale > 0 else 1.0))
+    return worst
+
+
+def run_case(
+    suite: str,
+    name: str,
+    variant: str,
+    *,
+    size: dict[str, int],
+    dtype: str,
+    seed: int = 0,
+    threads: int = 1,
+    min_time: float = 1.0,
+    checks: bool = False,
+    save: str | None = None,
+    timeout: float = 600.0,
+) -> dict[str, Any]:
+    """Run one variant in a fresh process; return its result (or ``{"error": ...}``)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "xent_core.benchmarking",
+        "--suite",
+        suite,
+        "--case",
+        name,
+        "--variant",
+        variant,
+        "--size",
+        json.dumps(size),
+        "--dtype",
+        dtype,
+        "--seed",
+        str(seed),
+        "--threads",
+        str(threads),
+        "--min-time",
+        str(min_time),
+    ]
+    if checks:
+        cmd.append("--checks")
+    if save:
+        cmd += ["--save", save]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:g} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)  # type: ignore[no-any-return]
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"error": tail}
+
+
+def run_suite(
+    suite: str,
+    names: Sequence[str] | None = None,
+    *,
+    dtype: str = "fp32",
+    size: dict[str, int] | None = None,
+    threads: int = 1,
+    min_time: float = 1.0,
+    checks: bool = False,
+    compiled: bool = True,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Every case (or those in ``names``): xent, peer and optionally compiled; one row each."""
+    import torch
+
+    cases = _load_suite(suite)
+    rows = []
+    for name in names or list(cases):
+        case = cases[name]
+        case_size = {**case.size, **(size or {})}
+        row: dict[str, Any] = {"case": name, "component": case.component, "peer_name": case.peer}
+        row["size"] = case_size
+        with tempfile.TemporaryDirectory() as tmp:
+            saved = {}
+            variants = ["xent", "peer"] + (["compiled"] if compiled and case.compiled else [])
+            for variant in variants:
+                path = os.path.join(tmp, f"{variant}.pt")
+                result = run_case(
+                    suite,
+                    name,
+                    variant,
+                    size=case_size,
+                    dtype=dtype,
+                    threads=threads,
+                    min_time=min_time,
+                    checks=checks,
+                    save=path,
+                )
+                row[variant] = result
+                if "error" not in result:
+                    saved[variant] = path
+            if "xent" in saved and "peer" in saved:
+                row["max_rel_diff"] = _max_rel_diff(
+                    torch.load(saved["xent"]), torch.load(saved["peer"])
+                )
+        x, p = row.get("xent", {}), row.get("peer", {})
+        if "median_s" in x and "median_s" in p:
+            row["time_ratio"] = x["median_s"] / p["median_s"]
+            row["memory_ratio"] = x["peak_mb"] / p["peak_mb"] if p["peak_mb"] > 0 else None
+        c = row.get("compiled", {})
+        if "median_s" in c and "median_s" in x:
+            row["compiled_over_eager"] = c["median_s"] / x["median_s"]
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    return rows
+
+
+HEADERS = (
+    "component",
+    "peer",
+    "time ratio",
+    "memory ratio",
+    "max rel diff",
+    "xent ms",
+    "peer ms",
+    "xent MiB",
+    "peer MiB",
+    "compiled/eager",
+)
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """The report's rows as strings, in :data:`HEADERS` order."""
+    out = []
+    for r in rows:
+        x, p = r.get("xent", {}), r.get("peer", {})
+        error = x.get("error") or p.get("error")
+        out.append(
+            [
+                r["case"],
+                r["peer_name"] if not error else f"{r['peer_name']} (failed: {error})",
+                _fmt(r.get("time_ratio"), ".2f"),
+                _fmt(r.get("memory_ratio"), ".2f"),
+                _fmt(r.get("max_rel_diff"), ".1e"),
+                _fmt(x.get("median_s") and 1e3 * x["median_s"], ".1f"),
+                _fmt(p.get("median_s") and 1e3 * p["median_s"], ".1f"),
+                _fmt(x.get("peak_mb"), ".0f"),
+                _fmt(p.get("peak_mb"), ".0f"),
+                _fmt(r.get("compiled_over_eager"), ".2f"),
+            ]
+        )
+    return out
+
+
+def markdown(
+    title: str, rows: Sequence[dict[str, Any]], env: dict[str, Any], note: str = ""
+) -> str:
+    """A Markdown section: heading, environment line, note, table."""
+    lines = [f"## {title}", ""]
+    lines.append(
+        f"{env['date']}; {env['cpu']} ({env['cores']} cores, {env['threads']} torch threads, "
+        f"1-min load {env['load_1min']:.1f}); Python {env['python']}, torch {env['torch']}."
+    )
+    if note:
+        lines += ["", note]
+    lines += ["", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(r) + " |" for r in table_rows(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Run one benchmark variant (a fresh process).")
+    p.add_argument("--suite", required=True)
+    p.add_argument("--case", required=True)
+    p.add_argument("--variant", choices=VARIANTS, required=True)
+    p.add_argument("--size", default="{}")
+    p.add_argument("--dtype", default="fp32")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--min-time", type=float, default=1.0)
+    p.add_argument("--checks", action="store_true", help="input checks on (default off)")
+    p.add_argument("--save", default=None)
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    try:
+        result = _worker(args)
+    except Exception as exc:  # reported as a failed row, not a traceback
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
