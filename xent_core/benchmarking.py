@@ -31,7 +31,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BenchCase", "environment", "markdown", "peak_rss_mb", "run_case", "run_suite"]
+__all__ = [
+    "BenchCase",
+    "environment",
+    "markdown",
+    "peak_rss_mb",
+    "run_and_print",
+    "run_case",
+    "run_suite",
+]
 
 VARIANTS = ("xent", "peer", "compiled")
 
@@ -286,6 +294,47 @@ def markdown(
     lines += ["", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in table_rows(rows)]
     return "\n".join(lines) + "\n"
+
+
+def run_and_print(
+    suite: str,
+    names: list[str] | None,
+    title: str,
+    *,
+    json_path: Any,
+    append_docs: Any,
+    note: str,
+    **kwargs: Any,
+) -> None:
+    """Run a suite, print the table, optionally write JSON and a Markdown section."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    with console.status("running...") as status:
+
+        def on_row(row: dict[str, Any]) -> None:
+            status.update(f"done: {row['case']}")
+
+        rows = run_suite(suite, names, on_row=on_row, **kwargs)
+    env = environment()
+    env["threads"] = kwargs.get("threads", env["threads"])  # the workers' setting
+    table = Table(title=title)
+    for h in HEADERS:
+        table.add_column(h, justify="left" if h in ("component", "peer") else "right")
+    for r in table_rows(rows):
+        table.add_row(*r)
+    console.print(table)
+    console.print(
+        f"ratios are xent / peer (time: median of torch.utils.benchmark.Timer; memory: peak RSS "
+        f"over inputs and gradients, fresh process each); torch {env['torch']}, "
+        f"{env['threads']} thread(s), 1-min load {env['load_1min']:.1f}"
+    )
+    if json_path is not None:
+        json_path.write_text(json.dumps({"environment": env, "rows": rows}, indent=2) + "\n")
+    if append_docs is not None:
+        with append_docs.open("a", encoding="utf-8") as fh:
+            fh.write("\n" + markdown(title, rows, env, note))
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -51,12 +51,14 @@ def register_estimators(register: Register) -> None:
 
 @hookimpl
 def register_commands(register: RegisterCommand) -> None:
-    """Register ``xent estimate`` and ``xent calibrate``."""
+    """Register ``xent estimate``, ``xent calibrate`` and ``xent bench estimators``."""
+    from .bench_cli import bench_app
     from .calibrate_cli import calibrate
     from .cli import estimate
 
     register(estimate, name="estimate")
     register(calibrate, name="calibrate")
+    register(bench_app, name="bench")
 
 
 _HELPERS = {

@@ -8,7 +8,7 @@ shared input checks and reductions.
 
 from __future__ import annotations
 
-from xent_core import Register, hookimpl
+from xent_core import Register, RegisterCommand, hookimpl
 
 #: canonical name -> lazy target of every loss this plugin provides
 LOSSES: dict[str, str] = {
@@ -47,7 +47,7 @@ def register_losses(register: Register) -> None:
 
 
 @hookimpl
-def register_commands(register) -> None:  # type: ignore[no-untyped-def]
+def register_commands(register: RegisterCommand) -> None:
     """Register ``xent bench losses`` (merged into the ``bench`` group; Typer only)."""
     from .bench_cli import bench_app
 

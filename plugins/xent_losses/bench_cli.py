@@ -7,9 +7,8 @@ the command runs.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -64,7 +63,9 @@ def losses(
     unknown = [c for c in case or [] if c not in known]
     if unknown:
         raise BadParameterError(f"unknown case {unknown[0]!r}; cases: {', '.join(known)}")
-    _run_and_print(
+    from xent_core.benchmarking import run_and_print
+
+    run_and_print(
         "xent_losses.bench",
         case,
         f"losses: N={rows} C={cols} {dtype}, forward+backward, checks {'on' if checks else 'off'}",
@@ -78,48 +79,6 @@ def losses(
         append_docs=append_docs,
         note=note,
     )
-
-
-def _run_and_print(
-    suite: str,
-    names: list[str] | None,
-    title: str,
-    *,
-    json_path: Path | None,
-    append_docs: Path | None,
-    note: str,
-    **kwargs: Any,
-) -> None:
-    """Run a suite, print the table, optionally write JSON and a Markdown section."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from xent_core.benchmarking import HEADERS, environment, markdown, run_suite, table_rows
-
-    console = Console()
-    with console.status("running...") as status:
-
-        def on_row(row: dict[str, Any]) -> None:
-            status.update(f"done: {row['case']}")
-
-        rows = run_suite(suite, names, on_row=on_row, **kwargs)
-    env = environment()
-    table = Table(title=title)
-    for h in HEADERS:
-        table.add_column(h, justify="left" if h in ("component", "peer") else "right")
-    for r in table_rows(rows):
-        table.add_row(*r)
-    console.print(table)
-    console.print(
-        f"ratios are xent / peer (time: median of torch.utils.benchmark.Timer; memory: peak RSS "
-        f"over inputs and gradients, fresh process each); torch {env['torch']}, "
-        f"{env['threads']} thread(s), 1-min load {env['load_1min']:.1f}"
-    )
-    if json_path is not None:
-        json_path.write_text(json.dumps({"environment": env, "rows": rows}, indent=2) + "\n")
-    if append_docs is not None:
-        with append_docs.open("a", encoding="utf-8") as fh:
-            fh.write("\n" + markdown(title, rows, env, note))
 
 
 if __name__ == "__main__":
