@@ -20,17 +20,28 @@ _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "fp64": "fl
 SIZE = {"rows": 2048, "cols": 32768}
 
 
-def _inputs(size: dict[str, int], dtype: str, seed: int, ignore: float = 0.0) -> dict[str, Any]:
+def _inputs(
+    size: dict[str, int], dtype: str, seed: int, ignore: float = 0.0, teacher_needed: bool = False
+) -> dict[str, Any]:
     import torch
 
     gen = torch.Generator().manual_seed(seed)
     n, c = size["rows"], size["cols"]
     dt = getattr(torch, _DTYPES[dtype])
-    x = (2.0 * torch.randn(n, c, generator=gen)).to(dt).requires_grad_()
+
+    def draw() -> Any:
+        # block by block: no transient float32 copy raises the memory floor of the worker
+        out = torch.empty(n, c, dtype=dt)
+        step = max(1, (1 << 20) // c)
+        for r0 in range(0, n, step):
+            out[r0 : r0 + step] = torch.randn(min(step, n - r0), c, generator=gen).mul_(2.0)
+        return out
+
+    x = draw().requires_grad_()
     y = torch.randint(0, c, (n,), generator=gen)
     if ignore:
         y[torch.rand(n, generator=gen) < ignore] = -100
-    teacher = (2.0 * torch.randn(n, c, generator=gen)).to(dt)
+    teacher = draw() if teacher_needed else None
     return {"x": x, "y": y, "teacher": teacher, "gen": gen, "n": n, "c": c}
 
 
@@ -42,11 +53,12 @@ def _case(
     *,
     ignore: float = 0.0,
     compiled: bool = False,
+    teacher: bool = False,
 ) -> BenchCase:
     """A case whose xent and peer functions take the inputs dict and return the loss."""
 
     def make(variant: str, size: dict[str, int], dtype: str, seed: int):  # type: ignore[no-untyped-def]
-        d = _inputs(size, dtype, seed, ignore)
+        d = _inputs(size, dtype, seed, ignore, teacher)
         fn = xent(d) if variant == "xent" else naive(d)
         x = d["x"]
 
@@ -273,14 +285,25 @@ def bench_cases() -> dict[str, BenchCase]:
             _loss("kd", extra=_teacher, temperature=2.0),
             _kd,
             compiled=True,
+            teacher=True,
         ),
         "jsd": _case(
-            "jsd", "TRL generalized JSD", _loss("jsd", extra=_teacher, beta=0.5), _jsd_trl
+            "jsd",
+            "TRL generalized JSD",
+            _loss("jsd", extra=_teacher, beta=0.5),
+            _jsd_trl,
+            teacher=True,
         ),
         "reverse-kl": _case(
-            "reverse-kl", "F.kl_div (reversed)", _loss("reverse-kl", extra=_teacher), _reverse_kl
+            "reverse-kl",
+            "F.kl_div (reversed)",
+            _loss("reverse-kl", extra=_teacher),
+            _reverse_kl,
+            teacher=True,
         ),
-        "tvd": _case("tvd", "no peer: naive formula", _loss("tvd", extra=_teacher), _tvd),
+        "tvd": _case(
+            "tvd", "no peer: naive formula", _loss("tvd", extra=_teacher), _tvd, teacher=True
+        ),
     }
 
 
