@@ -292,7 +292,11 @@ def table_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
 
 
 def markdown(
-    title: str, rows: Sequence[dict[str, Any]], env: dict[str, Any], note: str = ""
+    title: str,
+    rows: Sequence[dict[str, Any]],
+    env: dict[str, Any],
+    note: str = "",
+    unlisted: dict[str, str] | None = None,
 ) -> str:
     """A Markdown section: heading, environment line, note, table."""
     lines = [f"## {title}", ""]
@@ -304,6 +308,9 @@ def markdown(
         lines += ["", note]
     lines += ["", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in table_rows(rows)]
+    if unlisted:
+        listed = "; ".join(f"`{k}` ({v})" for k, v in sorted(unlisted.items()))
+        lines += ["", f"Registered components without a row: {listed}."]
     return "\n".join(lines) + "\n"
 
 
@@ -315,9 +322,14 @@ def run_and_print(
     json_path: Any,
     append_docs: Any,
     note: str,
+    unlisted: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> None:
-    """Run a suite, print the table, optionally write JSON and a Markdown section."""
+    """Run a suite, print the table, optionally write JSON and a Markdown section.
+
+    ``unlisted`` maps registered components that have no row to the reason, printed under the
+    table so none is silently missing.
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -341,11 +353,16 @@ def run_and_print(
         f"over inputs and gradients, fresh process each); torch {env['torch']}, "
         f"{env['threads']} thread(s), 1-min load {env['load_1min']:.1f}"
     )
+    for comp, why in sorted((unlisted or {}).items()):
+        console.print(f"  no row: {comp} ({why})")
     if json_path is not None:
-        json_path.write_text(json.dumps({"environment": env, "rows": rows}, indent=2) + "\n")
+        json_path.write_text(
+            json.dumps({"environment": env, "rows": rows, "unlisted": unlisted or {}}, indent=2)
+            + "\n"
+        )
     if append_docs is not None:
         with append_docs.open("a", encoding="utf-8") as fh:
-            fh.write("\n" + markdown(title, rows, env, note))
+            fh.write("\n" + markdown(title, rows, env, note, unlisted))
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:

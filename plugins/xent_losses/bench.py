@@ -315,3 +315,15 @@ NOT_BENCHMARKED = {
     "hl-gauss": "regression targets over bins; the (N, C) part is a log-softmax and a product",
     "two-hot": "regression targets over bins; the (N, C) part is a log-softmax and a product",
 }
+
+
+def unlisted() -> dict[str, str]:
+    """Every registered loss without a row here (any plugin), with the reason shown."""
+    import xent_core
+
+    covered = {c.component for c in bench_cases().values()}
+    out = {}
+    for spec in xent_core.list_components("loss"):
+        if spec.name not in covered:
+            out[spec.name] = NOT_BENCHMARKED.get(spec.name, "no case yet: not benchmarked")
+    return out

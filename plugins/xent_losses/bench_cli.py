@@ -55,7 +55,7 @@ def losses(
     """Time forward+backward and peak memory of every loss against its peer, side by side."""
     from xent_core import BadParameterError
 
-    from .bench import bench_cases
+    from .bench import bench_cases, unlisted
 
     if dtype not in _DTYPES:
         raise BadParameterError(f"--dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
@@ -78,6 +78,7 @@ def losses(
         json_path=json_path,
         append_docs=append_docs,
         note=note,
+        unlisted=unlisted(),
     )
 
 
