@@ -82,9 +82,22 @@ def _fresh_dynamo():
     torch._dynamo.reset()
 
 
+# the components this test was written with; later ones are checked too, non-strictly, until
+# their owners give them inputs here (the generic inputs may not fit them)
+KNOWN = {
+    *("aldr-kl", "bias-loss", "comp-sum", "cross-entropy", "dice", "emo", "focal"),
+    *("generalized-ce", "hl-gauss", "ldr-kl", "mae", "pass-at-n", "poly1", "two-hot", "z-loss"),
+    *("dist", "dkd", "jsd", "kd", "linear-jsd", "linear-kd", "pld", "reverse-kl", "skew-kl"),
+    *("skew-reverse-kl", "tvd"),
+}
+
+
 def _case(name: str):
     if name in DISTILL_PENDING:
         return pytest.param(name, marks=pytest.mark.xfail(reason=DISTILL_PENDING[name]))
+    if name not in KNOWN:
+        reason = "registered after this test: generic inputs may not fit (owner adds a case)"
+        return pytest.param(name, marks=pytest.mark.xfail(reason=reason, strict=False))
     return name
 
 
