@@ -11,6 +11,11 @@ Use it in your plugin's tests::
                 inputs={"logits": torch.randn(7, 5), "targets": torch.randint(0, 5, (7,))},
                 reference=my_float64_formula,   # (reduction=..., **float64 inputs) -> tensor
             )
+
+:func:`check_loss` also checks the bad-input contract every xent loss keeps (see
+:func:`check_bad_inputs`): NaN/inf inputs, out-of-range targets, wrong dtypes and shapes raise a
+:class:`~xent_core.XentError`; an empty batch gives an error or a finite 0; a batch whose targets
+are all ``ignore_index`` gives 0 with a zero gradient.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 
 from .registry import PluginSource, Registry, set_registry
 
-__all__ = ["ConformanceReport", "check_loss", "isolated_registry"]
+__all__ = ["ConformanceReport", "check_bad_inputs", "check_loss", "isolated_registry"]
 
 
 def _returning(module: ModuleType) -> Callable[[], object]:
@@ -93,6 +98,8 @@ def check_loss(
     grad_inputs: tuple[str, ...] | None = None,
     atol: float = 1e-8,
     rtol: float = 1e-6,
+    bad_inputs: bool = True,
+    ignore_index: int | None = -100,
 ) -> ConformanceReport:
     """Check a loss against a float64 reference; raise ``AssertionError`` on the first failure.
 
@@ -101,7 +108,9 @@ def check_loss(
     Verified: the loss runs on the given inputs; ``mean``/``sum`` give scalars and ``none`` gives
     the reference's shape; values on float64 copies of the inputs match the reference; the loss
     is differentiable and its gradients w.r.t. ``grad_inputs`` (default: every floating input)
-    match the reference's; values and gradients on the original dtype are finite.
+    match the reference's; values and gradients on the original dtype are finite. Then, unless
+    ``bad_inputs`` is false, the bad-input contract of :func:`check_bad_inputs` (``ignore_index``:
+    the id that marks ignored targets, ``None`` if the loss has none).
     """
     import torch
 
@@ -175,4 +184,170 @@ def check_loss(
         "value==reference",
         "grad==reference",
     ]
+    if bad_inputs:
+        report.checks += check_bad_inputs(
+            factory, inputs, reductions=reductions, ignore_index=ignore_index
+        )
     return report
+
+
+# --------------------------------------------------------------------------- bad-input contract
+#: inputs that are not per-item (their first dim is not the batch): never emptied or truncated
+PARAMETER_INPUTS = frozenset({"classifier", "bias", "teacher_classifier", "teacher_bias"})
+
+
+def _first(out: Any) -> Any:
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _expect_error(case: str, call: Callable[[], Any]) -> None:
+    """``call()`` must raise a ``XentError``: not a raw exception, not a (NaN) value."""
+    from .checks import input_checks
+    from .errors import XentError
+
+    try:
+        with input_checks(True):
+            out = _first(call())
+    except XentError:
+        return
+    except Exception as exc:
+        raise AssertionError(
+            f"[{case}] raised a raw {type(exc).__name__} ({exc}) instead of a xent_core.XentError"
+        ) from exc
+    raise AssertionError(f"[{case}] no XentError; the loss returned {out!r}")
+
+
+def _class_targets(inputs: Mapping[str, Any]) -> bool:
+    """``targets`` are integer class ids for ``logits`` (shape = logits' without the last dim)."""
+    t, z = inputs.get("targets"), inputs.get("logits")
+    return (
+        t is not None
+        and not t.is_floating_point()
+        and (z is None or tuple(t.shape) == tuple(z.shape[:-1]))
+    )
+
+
+def _num_classes(inputs: Mapping[str, Any]) -> int | None:
+    for name in ("logits", "teacher_logits"):
+        if name in inputs:
+            return int(inputs[name].shape[-1])
+    if "classifier" in inputs:
+        return int(inputs["classifier"].shape[0])
+    return None
+
+
+def check_bad_inputs(
+    factory: Callable[..., Any],
+    inputs: Mapping[str, Any],
+    *,
+    reductions: tuple[str, ...] = ("mean", "sum", "none"),
+    ignore_index: int | None = -100,
+) -> list[str]:
+    """Check the bad-input contract of a loss; raise ``AssertionError`` on the first breach.
+
+    ``factory(reduction=r)`` builds the loss; ``inputs`` are valid inputs by name (see the input
+    names in the guide: ``logits``, ``targets``, ``hidden``, ``classifier``, ...). Checked, with
+    data-dependent input checks on:
+
+    - NaN and inf in each floating input raise a ``XentError`` (never a NaN loss);
+    - integer ``targets`` outside ``[0, C)`` (other than ``ignore_index``) raise;
+    - integer-typed floating inputs (``int64`` logits) and float class-id targets raise;
+    - ``targets`` with one item too few raise;
+    - an empty batch raises or gives a finite 0 (``mean``/``sum``) / an empty tensor (``none``);
+    - targets that are all ``ignore_index`` give 0 with finite, all-zero gradients.
+
+    Any other exception counts as a failure: the contract is a ``XentError`` or a right number.
+    Returns the names of the checks that ran.
+    """
+    import torch
+
+    from .checks import input_checks
+    from .errors import XentError
+
+    ran: list[str] = []
+    first = reductions[0] if reductions else "mean"
+
+    def call(bad: Mapping[str, Any], reduction: str = first) -> Any:
+        return factory(reduction=reduction)(**bad)
+
+    def with_(name: str, value: Any) -> dict[str, Any]:
+        return {**inputs, name: value}
+
+    floats = [k for k, v in inputs.items() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    for name in floats:
+        for label, bad_value in (("nan", float("nan")), ("inf", float("inf"))):
+            t = inputs[name].detach().clone()
+            t.view(-1)[0] = bad_value
+            _expect_error(f"{label} in {name}", lambda t=t, n=name: call(with_(n, t)))
+            ran.append(f"{label}:{name}")
+        as_int = inputs[name].detach().round().to(torch.int64)
+        _expect_error(f"int64 {name}", lambda t=as_int, n=name: call(with_(n, t)))
+        ran.append(f"dtype:{name}")
+    n_classes = _num_classes(inputs)
+    if _class_targets(inputs):
+        targets = inputs["targets"]
+        if n_classes is not None:
+            lows = [v for v in (-1, -2, -3) if v != ignore_index][:1]
+            for value in [n_classes, *lows]:
+                t = targets.clone()
+                t.view(-1)[0] = value
+                _expect_error(f"target {value}", lambda t=t: call(with_("targets", t)))
+                ran.append(f"range:{value}")
+        _expect_error("float targets", lambda: call(with_("targets", targets.float())))
+        ran.append("dtype:targets")
+        if targets.dim() >= 1 and targets.shape[0] > 1:
+            _expect_error("targets one item short", lambda: call(with_("targets", targets[1:])))
+            ran.append("shape:targets")
+    # empty batch: an error, or a finite 0
+    per_item = {
+        k
+        for k, v in inputs.items()
+        if isinstance(v, torch.Tensor) and v.dim() >= 1 and k not in PARAMETER_INPUTS
+    }
+    if per_item:
+        empty = {k: (v[:0] if k in per_item else v) for k, v in inputs.items()}
+        for r in reductions:
+            try:
+                with input_checks(True):
+                    out = _first(call(empty, r))
+            except XentError:
+                continue
+            except Exception as exc:
+                raise AssertionError(
+                    f"[empty batch, {r}] raised a raw {type(exc).__name__} ({exc}) instead of a "
+                    "XentError or a finite value"
+                ) from exc
+            if r == "none":
+                assert out.numel() == 0, f"[empty batch, none] expected no items, got {out!r}"
+            else:
+                assert torch.isfinite(out).all() and float(out) == 0.0, (
+                    f"[empty batch, {r}] expected 0 or a XentError, got {out!r}"
+                )
+        ran.append("empty")
+    # all targets ignored: 0 with a zero gradient
+    if ignore_index is not None and _class_targets(inputs):
+        for r in reductions:
+            given = {
+                k: (v.detach().clone().requires_grad_(True) if k in floats else v)
+                for k, v in inputs.items()
+            }
+            given["targets"] = torch.full_like(inputs["targets"], ignore_index)
+            try:
+                with input_checks(True):
+                    out = _first(call(given, r))
+            except Exception as exc:
+                raise AssertionError(
+                    f"[all targets ignored, {r}] raised {type(exc).__name__} ({exc}); expected 0"
+                ) from exc
+            assert torch.isfinite(out).all() and bool((out == 0).all()), (
+                f"[all targets ignored, {r}] expected 0, got {out!r}"
+            )
+            if out.requires_grad:
+                out.sum().backward()
+                for k in floats:
+                    g = given[k].grad
+                    assert g is None or bool((g == 0).all()), (
+                        f"[all targets ignored, {r}] gradient w.r.t. {k!r} is not zero"
+                    )
+        ran.append("all-ignored")
+    return ran
