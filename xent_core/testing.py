@@ -274,10 +274,21 @@ def check_bad_inputs(
         return {**inputs, name: value}
 
     floats = [k for k, v in inputs.items() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    # poison an item that counts: NaN in an ignored row may legitimately be ignored
+    row, n_items = 0, 0
+    if _class_targets(inputs):
+        flat = inputs["targets"].reshape(-1)
+        n_items = flat.numel()
+        kept = (flat != ignore_index).nonzero() if ignore_index is not None else flat[:1, None]
+        row = int(kept[0, 0]) if kept.numel() else 0
     for name in floats:
         for label, bad_value in (("nan", float("nan")), ("inf", float("inf"))):
             t = inputs[name].detach().clone()
-            t.view(-1)[0] = bad_value
+            lead = inputs["targets"].shape if n_items else None
+            if n_items and name not in PARAMETER_INPUTS and t.shape[: len(lead)] == lead:
+                t.view(n_items, -1)[row, 0] = bad_value  # the clone is contiguous: a view
+            else:
+                t.view(-1)[0] = bad_value
             _expect_error(f"{label} in {name}", lambda t=t, n=name: call(with_(n, t)))
             ran.append(f"{label}:{name}")
         as_int = inputs[name].detach().round().to(torch.int64)
