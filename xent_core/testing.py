@@ -21,14 +21,20 @@ are all ``ignore_index`` gives 0 with a zero gradient.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from .registry import PluginSource, Registry, set_registry
 
-__all__ = ["ConformanceReport", "check_bad_inputs", "check_loss", "isolated_registry"]
+__all__ = [
+    "BAD_INPUT_CHECKS",
+    "ConformanceReport",
+    "check_bad_inputs",
+    "check_loss",
+    "isolated_registry",
+]
 
 
 def _returning(module: ModuleType) -> Callable[[], object]:
@@ -192,6 +198,17 @@ def check_loss(
 
 
 # --------------------------------------------------------------------------- bad-input contract
+#: the groups of :func:`check_bad_inputs`
+BAD_INPUT_CHECKS: tuple[str, ...] = (
+    "nan",
+    "inf",
+    "dtype",
+    "range",
+    "shape",
+    "empty",
+    "all-ignored",
+)
+
 #: inputs that are not per-item (their first dim is not the batch): never emptied or truncated
 PARAMETER_INPUTS = frozenset({"classifier", "bias", "teacher_classifier", "teacher_bias"})
 
@@ -215,6 +232,16 @@ def _expect_error(case: str, call: Callable[[], Any]) -> None:
             f"[{case}] raised a raw {type(exc).__name__} ({exc}) instead of a xent_core.XentError"
         ) from exc
     raise AssertionError(f"[{case}] no XentError; the loss returned {out!r}")
+
+
+def _build(factory: Callable[..., Any], reduction: str) -> Any:
+    """``factory(reduction=...)``, or ``None`` when the loss refuses that reduction."""
+    from .errors import BadParameterError
+
+    try:
+        return factory(reduction=reduction)
+    except BadParameterError:
+        return None  # e.g. a loss that couples the items of a batch has no 'none'
 
 
 def _class_targets(inputs: Mapping[str, Any]) -> bool:
@@ -242,6 +269,8 @@ def check_bad_inputs(
     *,
     reductions: tuple[str, ...] = ("mean", "sum", "none"),
     ignore_index: int | None = -100,
+    checks: Collection[str] = BAD_INPUT_CHECKS,
+    nan_marks_ignored: Collection[str] = (),
 ) -> list[str]:
     """Check the bad-input contract of a loss; raise ``AssertionError`` on the first breach.
 
@@ -257,8 +286,13 @@ def check_bad_inputs(
     - targets that are all ``ignore_index`` give 0 with finite, all-zero gradients.
 
     Any other exception counts as a failure: the contract is a ``XentError`` or a right number.
-    Returns the names of the checks that ran.
+    ``checks`` selects groups among :data:`BAD_INPUT_CHECKS`. ``nan_marks_ignored`` names inputs
+    whose NaN entries the loss documents as "ignore this item" (regression ``values``): there a
+    NaN must give a finite loss instead of an error. Returns the names of the checks that ran.
     """
+    unknown = set(checks) - set(BAD_INPUT_CHECKS)
+    if unknown:
+        raise ValueError(f"unknown checks {sorted(unknown)}; choose among {BAD_INPUT_CHECKS}")
     import torch
 
     from .checks import input_checks
@@ -283,30 +317,39 @@ def check_bad_inputs(
         row = int(kept[0, 0]) if kept.numel() else 0
     for name in floats:
         for label, bad_value in (("nan", float("nan")), ("inf", float("inf"))):
+            if label not in checks:
+                continue
             t = inputs[name].detach().clone()
             lead = inputs["targets"].shape if n_items else None
             if n_items and name not in PARAMETER_INPUTS and t.shape[: len(lead)] == lead:
                 t.view(n_items, -1)[row, 0] = bad_value  # the clone is contiguous: a view
             else:
                 t.view(-1)[0] = bad_value
-            _expect_error(f"{label} in {name}", lambda t=t, n=name: call(with_(n, t)))
+            if label == "nan" and name in nan_marks_ignored:
+                with input_checks(True):
+                    out = _first(call(with_(name, t)))
+                assert torch.isfinite(out).all(), f"[nan in {name}] marks an ignored item: {out!r}"
+            else:
+                _expect_error(f"{label} in {name}", lambda t=t, n=name: call(with_(n, t)))
             ran.append(f"{label}:{name}")
-        as_int = inputs[name].detach().round().to(torch.int64)
-        _expect_error(f"int64 {name}", lambda t=as_int, n=name: call(with_(n, t)))
-        ran.append(f"dtype:{name}")
+        if "dtype" in checks:
+            as_int = inputs[name].detach().round().to(torch.int64)
+            _expect_error(f"int64 {name}", lambda t=as_int, n=name: call(with_(n, t)))
+            ran.append(f"dtype:{name}")
     n_classes = _num_classes(inputs)
     if _class_targets(inputs):
         targets = inputs["targets"]
-        if n_classes is not None:
+        if n_classes is not None and "range" in checks:
             lows = [v for v in (-1, -2, -3) if v != ignore_index][:1]
             for value in [n_classes, *lows]:
                 t = targets.clone()
                 t.view(-1)[0] = value
                 _expect_error(f"target {value}", lambda t=t: call(with_("targets", t)))
                 ran.append(f"range:{value}")
-        _expect_error("float targets", lambda: call(with_("targets", targets.float())))
-        ran.append("dtype:targets")
-        if targets.dim() >= 1 and targets.shape[0] > 1:
+        if "dtype" in checks:
+            _expect_error("float targets", lambda: call(with_("targets", targets.float())))
+            ran.append("dtype:targets")
+        if "shape" in checks and targets.dim() >= 1 and targets.shape[0] > 1:
             _expect_error("targets one item short", lambda: call(with_("targets", targets[1:])))
             ran.append("shape:targets")
     # empty batch: an error, or a finite 0
@@ -315,12 +358,15 @@ def check_bad_inputs(
         for k, v in inputs.items()
         if isinstance(v, torch.Tensor) and v.dim() >= 1 and k not in PARAMETER_INPUTS
     }
-    if per_item:
+    if per_item and "empty" in checks:
         empty = {k: (v[:0] if k in per_item else v) for k, v in inputs.items()}
         for r in reductions:
+            loss = _build(factory, r)
+            if loss is None:
+                continue
             try:
                 with input_checks(True):
-                    out = _first(call(empty, r))
+                    out = _first(loss(**empty))
             except XentError:
                 continue
             except Exception as exc:
@@ -336,16 +382,19 @@ def check_bad_inputs(
                 )
         ran.append("empty")
     # all targets ignored: 0 with a zero gradient
-    if ignore_index is not None and _class_targets(inputs):
+    if ignore_index is not None and _class_targets(inputs) and "all-ignored" in checks:
         for r in reductions:
             given = {
                 k: (v.detach().clone().requires_grad_(True) if k in floats else v)
                 for k, v in inputs.items()
             }
             given["targets"] = torch.full_like(inputs["targets"], ignore_index)
+            loss = _build(factory, r)
+            if loss is None:
+                continue
             try:
                 with input_checks(True):
-                    out = _first(call(given, r))
+                    out = _first(loss(**given))
             except Exception as exc:
                 raise AssertionError(
                     f"[all targets ignored, {r}] raised {type(exc).__name__} ({exc}); expected 0"
