@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from xent_core import BadInputError, BadParameterError
+from xent_core import BadInputError, BadParameterError, validate
 
 
 class Estimate(NamedTuple):
@@ -51,7 +51,7 @@ def log_base(base: float | int | str) -> float:
             raise BadParameterError(
                 f"base must be a number > 0 and != 1 (or 'e', 'bits'), got {base!r}"
             ) from None
-    b = float(base)
+    b = validate.number("base", base)
     if not math.isfinite(b) or b <= 0.0 or b == 1.0:
         raise BadParameterError(f"base must be a number > 0 and != 1, got {base!r}")
     return math.log(b)
@@ -70,20 +70,28 @@ def unit_name(base: float | int | str) -> str:
 
 
 def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum`` or a :class:`BadParameterError`."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise BadParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise BadParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    """``value`` as an int >= ``minimum`` or a :class:`BadParameterError`.
+
+    A float with an integral value (``3.0``, as a CLI or a config may write it) is accepted;
+    ``3.5``, bools, strings and ``None`` are not.
+    """
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return validate.integer(name, value, low=minimum)
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """A real boolean (``"no"`` or ``0`` is not silently taken as a flag)."""
+    return validate.flag(name, value)
 
 
 def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     """``value`` lower-cased if it is one of ``choices``; else a :class:`BadParameterError`."""
-    key = str(value).strip().lower()
+    if not isinstance(value, str):
+        raise BadParameterError(
+            f"{name} must be one of {', '.join(choices)}; got {value!r} ({type(value).__name__})"
+        )
+    key = value.strip().lower()
     if key not in choices:
         raise BadParameterError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return key
@@ -129,7 +137,12 @@ def to_numpy(x: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
         if x.dtype in (torch.float16, torch.bfloat16):
             x = x.float()
         x = x.numpy()
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged nested lists, ...
+        raise BadInputError(
+            f"{name} must be an array or tensor, got {_describe(x)}: {exc}"
+        ) from exc
     if dtype is None:
         return arr
     if arr.dtype == object or arr.dtype.kind not in "biuf":
@@ -212,11 +225,32 @@ def normalized_spectrum(values: torch.Tensor) -> torch.Tensor:
     return v / total
 
 
+def pow2_scale(x: torch.Tensor | np.ndarray) -> float:
+    """A power of two near ``max |x|`` (1 for an all-zero or empty ``x``).
+
+    Dividing by it is exact in floating point (no rounding, only the exponent changes), so an
+    estimator can work on ``x / s`` without changing its value, and data of any magnitude
+    (``1e200``) no longer overflows in squares, norms and Gram matrices.
+    """
+    if isinstance(x, torch.Tensor):
+        m = float(x.abs().max()) if x.numel() else 0.0
+    else:
+        m = float(np.abs(x).max()) if x.size else 0.0
+    if m == 0.0 or not math.isfinite(m):
+        return 1.0
+    return math.ldexp(1.0, math.frexp(m)[1])
+
+
 def preprocess_rows(x: torch.Tensor, *, center: bool, normalize_rows: bool) -> torch.Tensor:
     """Optionally centre the columns, then optionally scale each row to unit L2 norm."""
     if center:
         x = x - x.mean(dim=0, keepdim=True)
     if normalize_rows:
+        # each row is first divided by a power of two near its largest entry (exact), so the
+        # norm of a row of magnitude 1e200 does not overflow; the unit rows are unchanged
+        peak = x.abs().amax(dim=1, keepdim=True)
+        _, exponent = torch.frexp(torch.where(peak > 0, peak, torch.ones_like(peak)))
+        x = torch.ldexp(x, -exponent.to(x.dtype))
         norms = x.norm(dim=1, keepdim=True)
         if bool((norms == 0).any()):
             bad = int((norms == 0).sum())

@@ -21,8 +21,16 @@ def histogram(x: Any, input: str) -> np.ndarray:
     """
     kind = check_choice(input, "input", ("samples", "counts"))
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
+        x = x.detach().cpu()
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()  # numpy has no bfloat16; every bf16/fp16 value is exact in float32
+        x = x.numpy()
+    if x is None:
+        raise BadInputError("no samples: got None")
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise BadInputError(f"samples must form a rectangular array: {exc}") from exc
     if arr.size == 0:
         raise BadInputError("no samples: the input is empty")
     if kind == "counts":

@@ -12,10 +12,12 @@ from xent_core import BadInputError, BadParameterError
 from ._common import (
     as_matrix,
     check_choice,
+    check_flag,
     check_positive_int,
     covariance_eigenvalues,
     finish,
     no_second_input,
+    pow2_scale,
     preprocess_rows,
     to_host,
 )
@@ -88,15 +90,18 @@ class AlphaReQ:
                 f"max_rank ({self.max_rank}) must exceed min_rank ({self.min_rank})"
             )
         self.weighting = check_choice(weighting, "weighting", ("log-rank", "uniform"))
-        self.center = bool(center)
-        self.normalize_rows = bool(normalize_rows)
+        self.center = check_flag(center, "center")
+        self.normalize_rows = check_flag(normalize_rows, "normalize_rows")
         self.units = "dimensionless"
 
     def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:
         no_second_input(y, "alpha-req")
         z = as_matrix(x, "x", min_rows=3)
         z = preprocess_rows(z, center=self.center, normalize_rows=self.normalize_rows)
-        ev = covariance_eigenvalues(z)
+        # alpha is scale-invariant: fit the spectrum of z / s (s a power of two, exact), so data
+        # of magnitude 1e200 does not overflow; the intercept is shifted back by 2 log s
+        s = pow2_scale(z)
+        ev = covariance_eigenvalues(z / s)
         if not bool(ev[0] > 0):
             raise BadInputError("x has zero variance: no spectrum to fit")
         positive = int((ev > ev[0] * 1e-12).sum())
@@ -111,11 +116,12 @@ class AlphaReQ:
         lam = ev[lo - 1 : hi]
         w = 1.0 / ranks if self.weighting == "log-rank" else torch.ones_like(ranks)
         alpha, intercept, r2 = weighted_loglog_fit(lam, ranks, w)
+        intercept += 2.0 * math.log(s)
         info = {
             "r2": r2,
             "intercept": intercept,
             "fit_ranks": (lo, hi),
-            "eigenvalues": to_host(ev),
-            "scale": math.exp(intercept),
+            "eigenvalues": to_host(ev) * (s * s),  # inf where the true value exceeds float64
+            "scale": math.exp(intercept) if intercept < 709.0 else math.inf,
         }
         return finish(alpha, info, details)

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from xent_core import BadParameterError
+from xent_core import validate
 
 from ._common import (
     as_matrix,
@@ -15,6 +15,7 @@ from ._common import (
     finish,
     log_base,
     no_second_input,
+    pow2_scale,
     to_host,
     unit_name,
 )
@@ -22,14 +23,11 @@ from ._common import (
 
 def check_bandwidth(sigma: float, t: float, anisotropy: float) -> tuple[float, float, float]:
     """Validate the diffusion parameters shared by DSE and DSMI."""
-    sigma, t, anisotropy = float(sigma), float(t), float(anisotropy)
-    if not math.isfinite(sigma) or sigma <= 0:
-        raise BadParameterError(f"sigma (kernel bandwidth) must be > 0, got {sigma!r}")
-    if not math.isfinite(t) or t <= 0:
-        raise BadParameterError(f"t (diffusion time) must be > 0, got {t!r}")
-    if not 0.0 <= anisotropy <= 1.0:
-        raise BadParameterError(f"anisotropy must lie in [0, 1], got {anisotropy!r}")
-    return sigma, t, anisotropy
+    return (
+        validate.positive("sigma (kernel bandwidth)", sigma),
+        validate.positive("t (diffusion time)", t),
+        validate.unit_interval("anisotropy", anisotropy),
+    )
 
 
 def diffusion_eigenvalues(
@@ -45,11 +43,17 @@ def diffusion_eigenvalues(
     dtype = torch.float32 if precision == "float32" else torch.float64
     z = x.to(dtype)
     z = z - z.mean(dim=0, keepdim=True)  # distances are translation invariant; less cancellation
+    # work in units of s, a power of two near max|z| (exact), so squared distances of data of
+    # any magnitude stay finite; the bandwidth is rescaled with them
+    s = pow2_scale(z)
+    z = z / s
     sq = (z * z).sum(dim=1)
     k = z @ z.T  # becomes -2<zi,zj> + |zi|^2 + |zj|^2 in place below
     k.mul_(-2.0).add_(sq[:, None]).add_(sq[None, :]).clamp_(min=0.0)
     k.fill_diagonal_(0.0)
-    k.mul_(-1.0 / (2.0 * sigma * sigma)).exp_()
+    ratio = s / sigma
+    k.mul_(-0.5 * ratio * ratio)  # may be -inf * 0 = nan for duplicates when ratio overflows
+    k.nan_to_num_(nan=0.0).exp_()
     if anisotropy > 0:
         q = k.sum(dim=1).pow_(-anisotropy)
         k.mul_(q[:, None]).mul_(q[None, :])
@@ -133,10 +137,8 @@ class DiffusionSpectralEntropy:
         self.base = base
         self.units = unit_name(base)
         self.precision = check_choice(precision, "precision", ("float64", "float32"))
-        if max_samples is not None and int(max_samples) < 2:
-            raise BadParameterError(f"max_samples must be >= 2 or None, got {max_samples!r}")
-        self.max_samples = None if max_samples is None else int(max_samples)
-        self.seed = int(seed)
+        self.max_samples = validate.optional(validate.integer, "max_samples", max_samples, low=2)
+        self.seed = validate.integer("seed", seed)
 
     def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:
         no_second_input(y, "dse")

@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from xent_core import BadInputError
+from xent_core import BadInputError, validate
 
 from ._common import (
     as_matrix,
     check_choice,
     check_finite,
+    check_flag,
     check_positive_int,
     finish,
     log_base,
@@ -36,7 +37,12 @@ def reference_groups(
         if y.dtype in (torch.float16, torch.bfloat16):
             y = y.float()
         y = y.numpy()
-    arr = np.asarray(y)
+    if y is None:
+        raise BadInputError("dsmi needs a second input y (labels or a reference)")
+    try:
+        arr = np.asarray(y)
+    except (ValueError, TypeError) as exc:
+        raise BadInputError(f"y must form a rectangular array: {exc}") from exc
     if arr.ndim == 0 or arr.shape[0] != n:
         raise BadInputError(
             f"y must have one entry per sample: x has {n} rows, y has shape {tuple(arr.shape)}"
@@ -145,9 +151,9 @@ class DiffusionSpectralMutualInformation:
         self.units = unit_name(base)
         self.n_clusters = check_positive_int(n_clusters, "n_clusters", 1)
         self.y_kind = check_choice(y_kind, "y_kind", ("auto", "labels", "scalar", "vector"))
-        self.matched = bool(matched)
+        self.matched = check_flag(matched, "matched")
         self.repeats = check_positive_int(repeats, "repeats", 1)
-        self.seed = int(seed)
+        self.seed = validate.integer("seed", seed)
         self.precision = check_choice(precision, "precision", ("float64", "float32"))
 
     def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ._common import (
     as_matrix,
+    check_flag,
     covariance_eigenvalues,
     finish,
     no_second_input,
@@ -51,8 +52,8 @@ class EffectiveRank:
     capabilities = {"devices": ("cpu", "cuda"), "accumulate": "gram"}
 
     def __init__(self, center: bool = True, normalize_rows: bool = True) -> None:
-        self.center = bool(center)
-        self.normalize_rows = bool(normalize_rows)
+        self.center = check_flag(center, "center")
+        self.normalize_rows = check_flag(normalize_rows, "normalize_rows")
         self.units = "effective dimensions"
 
     def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:

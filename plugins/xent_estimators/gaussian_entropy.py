@@ -9,7 +9,16 @@ import torch
 
 from xent_core import BadInputError
 
-from ._common import as_matrix, finish, log_base, no_second_input, to_host, unit_name
+from ._common import (
+    as_matrix,
+    check_flag,
+    finish,
+    log_base,
+    no_second_input,
+    pow2_scale,
+    to_host,
+    unit_name,
+)
 
 
 def logdet_bias(n: int, d: int) -> float:
@@ -59,7 +68,7 @@ class GaussianEntropy:
     capabilities = {"devices": ("cpu", "cuda"), "accumulate": "gram"}
 
     def __init__(self, bias_correction: bool = False, base: float = math.e) -> None:
-        self.bias_correction = bool(bias_correction)
+        self.bias_correction = check_flag(bias_correction, "bias_correction")
         self._log_base = log_base(base)
         self.base = base
         self.units = unit_name(base)
@@ -73,6 +82,8 @@ class GaussianEntropy:
                 f"gaussian-entropy needs more samples than dimensions (n > d); got n={n}, d={d}"
             )
         z = m - m.mean(dim=0, keepdim=True)
+        s = pow2_scale(z)  # exact rescaling: 1e200 data does not overflow; d log s^2 added back
+        z = z / s
         cov = z.T @ z / (n - 1)
         sign, logdet = torch.linalg.slogdet(cov)
         if float(sign) <= 0 or not math.isfinite(float(logdet)):
@@ -80,13 +91,13 @@ class GaussianEntropy:
                 "the sample covariance is singular (collinear or constant columns); drop "
                 "redundant columns or use knn-entropy"
             )
-        logdet_value = float(logdet)
+        logdet_value = float(logdet) + 2.0 * d * math.log(s)
         correction = logdet_bias(n, d) if self.bias_correction else 0.0
         h = 0.5 * d * (1.0 + math.log(2.0 * math.pi)) + 0.5 * (logdet_value - correction)
         info = {
             "logdet_cov": logdet_value,
             "logdet_correction": correction,
-            "covariance_eigenvalues": to_host(torch.linalg.eigvalsh(cov).flip(0)),
+            "covariance_eigenvalues": to_host(torch.linalg.eigvalsh(cov).flip(0)) * (s * s),
             "units": self.units,
         }
         return finish(h / self._log_base, info, details)

@@ -16,6 +16,7 @@ from ._common import (
     finish,
     log_base,
     no_second_input,
+    pow2_scale,
     unit_name,
 )
 
@@ -85,7 +86,10 @@ class KnnEntropy:
         no_second_input(y, "knn-entropy")
         m = as_matrix(x, "x", min_rows=self.k + 1, allow_vector=True, backend="numpy")
         n, d = m.shape
-        eps = kth_neighbour_distances(m, self.k, math.inf if self.norm == "max" else 2.0)
+        # distances in units of s (a power of two near max|x|: exact), so data of magnitude
+        # 1e200 does not overflow; log s is added back below
+        s = pow2_scale(m)
+        eps = kth_neighbour_distances(m / s, self.k, math.inf if self.norm == "max" else 2.0)
         zeros = int((eps == 0).sum())
         if zeros:
             raise BadInputError(
@@ -93,11 +97,12 @@ class KnnEntropy:
                 "distance); the kNN entropy is -inf there. Add tiny noise or use a discrete "
                 "estimator (plugin-entropy)"
             )
+        mean_log_distance = float(np.mean(np.log(eps))) + math.log(s)
         h = (
             digamma(n)
             - digamma(self.k)
             + log_unit_ball_volume(d, self.norm)
-            + d * float(np.mean(np.log(eps)))
+            + d * mean_log_distance
         )
-        info = {"n": n, "d": d, "k": self.k, "mean_log_distance": float(np.mean(np.log(eps)))}
+        info = {"n": n, "d": d, "k": self.k, "mean_log_distance": mean_log_distance}
         return finish(h / self._log_base, {**info, "units": self.units}, details)

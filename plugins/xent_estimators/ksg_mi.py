@@ -9,7 +9,7 @@ import numpy as np
 
 from xent_core import BadInputError
 
-from ._common import as_matrix, check_positive_int, finish, log_base, unit_name
+from ._common import as_matrix, check_flag, check_positive_int, finish, log_base, unit_name
 from .knn_entropy import kth_neighbour_distances
 
 
@@ -93,7 +93,7 @@ class KsgMutualInformation:
 
     def __init__(self, k: int = 3, standardize: bool = True, base: float = math.e) -> None:
         self.k = check_positive_int(k, "k", 1)
-        self.standardize = bool(standardize)
+        self.standardize = check_flag(standardize, "standardize")
         self._log_base = log_base(base)
         self.base = base
         self.units = unit_name(base)

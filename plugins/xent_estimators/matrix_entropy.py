@@ -7,6 +7,7 @@ from typing import Any
 
 from ._common import (
     as_matrix,
+    check_flag,
     covariance_eigenvalues,
     finish,
     log_base,
@@ -55,8 +56,8 @@ class MatrixEntropy:
         self._log_base = log_base(base)
         self.base = base
         self.units = unit_name(base)
-        self.center = bool(center)
-        self.normalize_rows = bool(normalize_rows)
+        self.center = check_flag(center, "center")
+        self.normalize_rows = check_flag(normalize_rows, "normalize_rows")
 
     def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:
         no_second_input(y, "matrix-entropy")

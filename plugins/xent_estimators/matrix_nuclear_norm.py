@@ -9,6 +9,7 @@ import torch
 from ._common import (
     as_matrix,
     check_choice,
+    check_flag,
     finish,
     no_second_input,
     preprocess_rows,
@@ -49,8 +50,8 @@ class MatrixNuclearNorm:
         self, approximation: str = "l12", normalize_rows: bool = True, per_token: bool = True
     ) -> None:
         self.approximation = check_choice(approximation, "approximation", ("l12", "exact"))
-        self.normalize_rows = bool(normalize_rows)
-        self.per_token = bool(per_token)
+        self.normalize_rows = check_flag(normalize_rows, "normalize_rows")
+        self.per_token = check_flag(per_token, "per_token")
         self.units = "dimensionless"
 
     def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:

@@ -12,17 +12,26 @@ from xent_core import BadInputError, BadParameterError, validate
 from ._common import check_finite, finish
 
 
+def _as_tensor(value: Any, name: str) -> torch.Tensor:
+    if value is None:
+        raise BadInputError(f"{name} is required")
+    try:
+        return torch.as_tensor(value).detach()
+    except (TypeError, ValueError, RuntimeError) as exc:  # ragged lists, strings, objects
+        raise BadInputError(f"{name} must be a numeric array or tensor: {exc}") from exc
+
+
 def _prepare(
     logprobs: Any, advantages: Any, mask: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    lp = torch.as_tensor(logprobs).detach()
+    lp = _as_tensor(logprobs, "logprobs")
     if not lp.is_floating_point():
         raise BadInputError("logprobs must be floating point (log pi of the sampled tokens)")
     dtype = torch.float64 if lp.dtype == torch.float64 else torch.float32
     lp = lp.to(dtype)
     if lp.ndim == 0:
         raise BadInputError("logprobs must have at least one token")
-    adv = torch.as_tensor(advantages).detach().to(dtype=dtype, device=lp.device)
+    adv = _as_tensor(advantages, "advantages").to(dtype=dtype, device=lp.device)
     if adv.shape != lp.shape:
         if adv.ndim >= 1 and adv.shape == lp.shape[: adv.ndim]:
             # one advantage per sequence (GRPO-style): broadcast over the token axes
@@ -35,7 +44,7 @@ def _prepare(
     if mask is None:
         valid = torch.ones_like(lp, dtype=torch.bool)
     else:
-        valid = torch.as_tensor(mask).detach().to(lp.device)
+        valid = _as_tensor(mask, "mask").to(lp.device)
         if valid.shape != lp.shape:
             raise BadInputError(
                 f"mask must have the token shape {tuple(lp.shape)}; got {tuple(valid.shape)}"

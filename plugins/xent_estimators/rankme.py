@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from xent_core import BadInputError, BadParameterError
+from xent_core import BadInputError, validate
 
-from ._common import as_matrix, finish, no_second_input, shannon, to_host
+from ._common import as_matrix, finish, no_second_input, pow2_scale, shannon, to_host
 
 
 class RankMe:
@@ -42,11 +42,8 @@ class RankMe:
     capabilities = {"devices": ("cpu", "cuda"), "accumulate": "gram"}
 
     def __init__(self, eps: float = 1e-7, center: bool = False) -> None:
-        eps = float(eps)
-        if not math.isfinite(eps) or eps < 0:
-            raise BadParameterError(f"eps must be >= 0, got {eps!r}")
-        self.eps = eps
-        self.center = bool(center)
+        self.eps = validate.nonnegative("eps", eps)
+        self.center = validate.flag("center", center)
         self.units = "effective dimensions"
 
     def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:
@@ -54,10 +51,12 @@ class RankMe:
         z = as_matrix(x, "x", min_rows=1)
         if self.center:
             z = z - z.mean(dim=0, keepdim=True)
-        s = torch.linalg.svdvals(z)
+        scale = pow2_scale(z)  # exact; RankMe is scale-invariant, and 1e200 data stays finite
+        s = torch.linalg.svdvals(z / scale)
         total = s.sum()
         if not bool(total > 0):
             raise BadInputError("x is all zeros: its rank is undefined")
         p = s / total + self.eps
         value = math.exp(float(shannon(p)))
-        return finish(value, {"singular_values": to_host(s), "p": to_host(p)}, details)
+        info = {"singular_values": to_host(s) * scale, "p": to_host(p)}  # inf past float64
+        return finish(value, info, details)

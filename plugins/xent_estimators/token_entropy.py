@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from xent_core import BadInputError, BadParameterError, NotAvailableError, XentError
+from xent_core import BadInputError, BadParameterError, NotAvailableError, XentError, validate
 
 from ._common import check_finite, finish, log_base, to_tensor, unit_name
 
@@ -20,13 +20,10 @@ def _compute_dtype(t: torch.Tensor) -> torch.dtype:
 
 
 def _check_scaling(softcap: float | None, logit_scale: float) -> tuple[float | None, float]:
-    if softcap is not None:
-        softcap = float(softcap)
-        if not math.isfinite(softcap) or softcap <= 0:
-            raise BadParameterError(f"softcap must be None or > 0, got {softcap!r}")
-    logit_scale = float(logit_scale)
-    if not math.isfinite(logit_scale):
-        raise BadParameterError(f"logit_scale must be finite, got {logit_scale!r}")
+    softcap = validate.optional(validate.positive, "softcap", softcap)
+    logit_scale = validate.number("logit_scale", logit_scale)
+    if logit_scale == 0.0:
+        raise BadParameterError("logit_scale must be nonzero (0 makes every token uniform)")
     return softcap, logit_scale
 
 
@@ -173,10 +170,12 @@ class TokenEntropy:
         self.base = base
         self.units = unit_name(base)
         self.softcap, self.logit_scale = _check_scaling(softcap, logit_scale)
-        self.kernel = str(kernel)
-        if chunk_elements is not None and int(chunk_elements) < 1:
-            raise BadParameterError(f"chunk_elements must be >= 1 or None, got {chunk_elements!r}")
-        self.chunk_elements = None if chunk_elements is None else int(chunk_elements)
+        if not isinstance(kernel, str):
+            raise BadParameterError(f"kernel must be a kernel name, got {kernel!r}")
+        self.kernel = kernel
+        self.chunk_elements = validate.optional(
+            validate.integer, "chunk_elements", chunk_elements, low=1
+        )
 
     def per_token(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import torch
@@ -12,19 +13,24 @@ from xent_core import BadInputError, BadParameterError
 from ._common import (
     as_matrix,
     check_choice,
+    check_flag,
     finish,
     no_second_input,
     preprocess_rows,
     to_host,
 )
 
+#: eigenvalues at or below this fraction of the largest are treated as 0 (see :class:`Vendi`)
+EIGENVALUE_CUTOFF = 1e-12
+
 
 def parse_order(q: Any) -> float:
     """The order ``q >= 0`` as a float (``"inf"`` accepted)."""
-    try:
-        value = float(q)
-    except (TypeError, ValueError):
-        raise BadParameterError(f"q must be a number >= 0 or 'inf', got {q!r}") from None
+    if isinstance(q, str) and q.strip().lower() in ("inf", "+inf", "infinity"):
+        return math.inf
+    if isinstance(q, bool) or not isinstance(q, numbers.Real):
+        raise BadParameterError(f"q must be a number >= 0 or 'inf', got {q!r}")
+    value = float(q)
     if math.isnan(value) or value < 0:
         raise BadParameterError(f"q must be a number >= 0 or 'inf', got {q!r}")
     return value
@@ -36,7 +42,7 @@ def renyi_entropy(p: torch.Tensor, q: float) -> float:
         return float(-torch.special.xlogy(p, p).sum())
     if math.isinf(q):
         return -math.log(float(p.max()))
-    support = p[p > p.max() * 1e-12]
+    support = p[p > p.max() * EIGENVALUE_CUTOFF]  # round-off "zeros" would count for q < 1
     if q == 0.0:
         return math.log(support.numel())
     # log sum p^q in log space: p^q underflows to 0 for large q (q = 500 with p <= 0.2)
@@ -97,6 +103,13 @@ class Vendi:
     ``O(n d^2 + d^3)`` instead of ``O(n^2 d + n^3)``. ``input="kernel"``: ``x`` is ``K`` itself,
     symmetric with a unit diagonal. Dimensionless (an effective count).
 
+    Eigenvalue cut-off: for finite ``q != 1``, eigenvalues at or below ``1e-12`` times the largest
+    are treated as 0. Round-off leaves eigenvalues of order ``1e-16`` where the exact ones are 0,
+    and for ``q < 1`` each would add ``l^q`` to the sum (``VS_0`` would count every one); a true
+    eigenvalue below the cut-off is dropped too, so the cut-off decides ``q < 1`` values on such
+    spectra. For ``q > 1`` the dropped terms are negligible; ``q = 1`` and ``q = inf`` use every
+    eigenvalue.
+
     Args:
         q: order (default 1; ``float("inf")`` or ``"inf"`` allowed; must be >= 0).
         input: ``"embeddings"`` or ``"kernel"``.
@@ -127,7 +140,7 @@ class Vendi:
     ) -> None:
         self.q = parse_order(q)
         self.input = check_choice(input, "input", ("embeddings", "kernel"))
-        self.normalize = bool(normalize)
+        self.normalize = check_flag(normalize, "normalize")
         self.method = check_choice(method, "method", ("auto", "dual", "gram"))
         self.units = "effective samples"
 

@@ -260,3 +260,24 @@ def test_vendi_against_the_vendi_score_package():
     ref = vendi.score(samples, lambda a, b: math.exp(-abs(a - b)))
     kk = np.exp(-np.abs(np.subtract.outer(samples, samples)).astype(float))
     assert est("vendi", input="kernel")(kk) == pytest.approx(ref, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- vendi, large q
+@pytest.mark.parametrize("q", [50.0, 500.0, 1e6])
+def test_vendi_large_order_does_not_underflow(q: float) -> None:
+    # eigenvalues 0.5, 0.25, 0.25: sum l^q underflows to 0 in float64 for large q, but
+    # VS_q = exp(log(sum l^q) / (1 - q)) is finite and tends to 1 / max l = 2 as q -> inf.
+    k = np.array([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0, 0, 0, 1.0]])
+    lam = np.array([0.5, 0.25, 0.25])
+    log_sum = np.logaddexp.reduce(q * np.log(lam))
+    expected = math.exp(log_sum / (1.0 - q))
+    got = xent_core.estimator("vendi", q=q, input="kernel")(k)
+    assert got == pytest.approx(expected, rel=1e-9)
+    assert 2.0 <= got <= xent_core.estimator("vendi", q=2, input="kernel")(k)
+
+
+def test_vendi_large_order_approaches_infinity_order_on_embeddings() -> None:
+    x = np.random.default_rng(3).standard_normal((40, 6))
+    v_big = xent_core.estimator("vendi", q=1e6)(x)
+    v_inf = xent_core.estimator("vendi", q="inf")(x)
+    assert v_big == pytest.approx(v_inf, rel=1e-4)

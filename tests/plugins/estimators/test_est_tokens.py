@@ -273,3 +273,53 @@ def test_policy_entropy_covariance_bad_inputs():
         est(logp, adv, mask=torch.zeros_like(mask))
     with pytest.raises(BadInputError, match="NaN"):
         est(torch.tensor([-1.0, float("nan")]), torch.tensor([0.0, 1.0]))
+
+
+# ----------------------------------------------------------------------------- masked logits
+def _masked_logits() -> torch.Tensor:
+    # row 0: two equal survivors (entropy log 2); row 1: three survivors with given logits
+    ninf = -math.inf
+    return torch.tensor([[0.0, 0.0, ninf, ninf, ninf], [1.0, ninf, 2.0, ninf, 0.5]])
+
+
+def _reference(logits: torch.Tensor) -> torch.Tensor:
+    out = []
+    for row in logits.double():
+        z = row[torch.isfinite(row)]
+        p = torch.softmax(z, dim=0)
+        out.append(-(p * p.log()).sum())
+    return torch.stack(out)
+
+
+def test_token_entropy_accepts_masked_minus_inf_logits() -> None:
+    logits = _masked_logits()
+    value, details = xent_core.estimator("token-entropy")(logits, details=True)
+    ref = _reference(logits)
+    assert torch.allclose(details["per_token"].double(), ref, atol=1e-6)
+    assert value == pytest.approx(float(ref.mean()), abs=1e-6)
+    assert details["per_token"][0].item() == pytest.approx(math.log(2.0), abs=1e-6)
+
+
+def test_token_entropy_masked_logits_stay_masked_under_softcap() -> None:
+    logits = _masked_logits()
+    got = xent_core.estimator("token-entropy", softcap=30.0)(logits, details=True)[1]
+    capped = torch.where(torch.isinf(logits), logits, torch.tanh(logits / 30.0) * 30.0)
+    assert torch.allclose(got["per_token"].double(), _reference(capped), atol=1e-6)
+
+
+def test_rolling_entropy_of_masked_logits_is_not_nan() -> None:
+    roll = RollingEntropy(window=4, base=2)
+    h = roll.update(_masked_logits())
+    assert torch.isfinite(h).all()
+    assert h[0].item() == pytest.approx(1.0, abs=1e-6)  # two equal survivors: 1 bit
+    assert torch.allclose(h.double(), _reference(_masked_logits()) / math.log(2.0), atol=1e-6)
+
+
+def test_token_entropy_rejects_nan_posinf_and_fully_masked_rows() -> None:
+    est = xent_core.estimator("token-entropy")
+    with pytest.raises(BadInputError, match="NaN or \\+inf"):
+        est(torch.tensor([[0.0, math.nan, -math.inf]]))
+    with pytest.raises(BadInputError, match="NaN or \\+inf"):
+        est(torch.tensor([[0.0, math.inf, -math.inf]]))
+    with pytest.raises(BadInputError, match="-inf everywhere"):
+        est(torch.tensor([[0.0, 1.0], [-math.inf, -math.inf]]))
