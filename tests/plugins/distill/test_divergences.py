@@ -52,7 +52,7 @@ def test_divergence_matches_float64_reference(name, params, row_ref, scale):
         grad_inputs=("logits",),
         atol=1e-10,
         rtol=1e-8,
-        bad_inputs=False,  # the bad-input contract: tests/test_sweep_losses.py (with its known gaps)
+        bad_inputs=False,  # bad-input contract: tests/sweep/test_sweep_losses.py (known gaps listed)
     )
 
 
