@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -320,8 +321,8 @@ def check_bad_inputs(
             if label not in checks:
                 continue
             t = inputs[name].detach().clone()
-            lead = inputs["targets"].shape if n_items else None
-            if n_items and name not in PARAMETER_INPUTS and t.shape[: len(lead)] == lead:
+            lead = tuple(inputs["targets"].shape) if n_items else ()
+            if n_items and name not in PARAMETER_INPUTS and tuple(t.shape[: len(lead)]) == lead:
                 t.view(n_items, -1)[row, 0] = bad_value  # the clone is contiguous: a view
             else:
                 t.view(-1)[0] = bad_value
@@ -330,11 +331,11 @@ def check_bad_inputs(
                     out = _first(call(with_(name, t)))
                 assert torch.isfinite(out).all(), f"[nan in {name}] marks an ignored item: {out!r}"
             else:
-                _expect_error(f"{label} in {name}", lambda t=t, n=name: call(with_(n, t)))
+                _expect_error(f"{label} in {name}", partial(call, with_(name, t)))
             ran.append(f"{label}:{name}")
         if "dtype" in checks:
             as_int = inputs[name].detach().round().to(torch.int64)
-            _expect_error(f"int64 {name}", lambda t=as_int, n=name: call(with_(n, t)))
+            _expect_error(f"int64 {name}", partial(call, with_(name, as_int)))
             ran.append(f"dtype:{name}")
     n_classes = _num_classes(inputs)
     if _class_targets(inputs):
@@ -344,7 +345,7 @@ def check_bad_inputs(
             for value in [n_classes, *lows]:
                 t = targets.clone()
                 t.view(-1)[0] = value
-                _expect_error(f"target {value}", lambda t=t: call(with_("targets", t)))
+                _expect_error(f"target {value}", partial(call, with_("targets", t)))
                 ran.append(f"range:{value}")
         if "dtype" in checks:
             _expect_error("float targets", lambda: call(with_("targets", targets.float())))
