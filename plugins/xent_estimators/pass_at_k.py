@@ -26,7 +26,13 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def _counts(x: Any, name: str) -> np.ndarray:
-    arr = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+        x = x.double() if x.is_floating_point() else x  # numpy has no bfloat16
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise BadInputError(f"{name} must form a rectangular array: {exc}") from exc
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise BadInputError(f"{name} must be integer counts, got dtype {arr.dtype}")
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):

@@ -34,6 +34,15 @@ INPUTS: dict[str, Callable[[torch.Generator], torch.Tensor]] = {
     "values": lambda g: torch.rand(N, generator=g) * 3 - 1.5,
     "features": lambda g: torch.randn(N, F, generator=g),
     "sample_ids": lambda g: torch.randint(0, NUM_SAMPLES, (N,), generator=g),
+    "base_logits": lambda g: torch.randn(N, C, generator=g) * 2,
+    "teacher_probs": lambda g: torch.softmax(torch.randn(N, C, generator=g), -1),
+    "logprobs": lambda g: -torch.rand(N, generator=g) * 3,
+    "old_logprobs": lambda g: -torch.rand(N, generator=g) * 3,
+    "ref_logprobs": lambda g: -torch.rand(N, generator=g) * 3,
+    "advantages": lambda g: torch.randn(N, generator=g),
+    "labels": lambda g: torch.randint(0, 2, (N,), generator=g),
+    "view_a": lambda g: torch.randn(N, D, generator=g),
+    "view_b": lambda g: torch.randn(N, D, generator=g),
 }
 
 #: optional inputs the sweep passes too (a student-teacher loss needs its teacher)
@@ -118,7 +127,8 @@ def wrong_values(spec: ComponentSpec) -> list[tuple[str, Any]]:
         if isinstance(default, bool):
             out += [(p.name, "no")]
         elif isinstance(default, (int, float)):
-            out += [(p.name, "x"), (p.name, [1])]
+            takes_list = any(t in p.annotation for t in ("list", "Sequence", "tuple"))
+            out += [(p.name, "x")] if takes_list else [(p.name, "x"), (p.name, [1])]
             if not allows_none:
                 out.append((p.name, None))
         elif isinstance(default, str):

@@ -32,6 +32,8 @@ CANDIDATES: list[tuple[Any, ...]] = [
     (_X, _LABELS),
     (_rng.normal(size=(7, 11)),),
     (-_rng.random(size=31) * 3, _rng.normal(size=31)),
+    (np.exp(_X5 := _rng.normal(size=(41, 5))) / np.exp(_X5).sum(1, keepdims=True), _LABELS),
+    (np.full(41, 10), _rng.integers(0, 11, size=41)),
 ]
 BAD_CASES = ("nan", "inf", "empty", "none", "ragged", "bf16")
 
