@@ -48,6 +48,7 @@ def test_pages_have_python_blocks_and_every_no_run_has_a_reason():
 @pytest.mark.parametrize("page", RUNNABLE, ids=lambda p: str(p.relative_to(ROOT)))
 def test_python_blocks_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "docs").mkdir()  # figures a page saves under docs/ land in the temp directory
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict[str, object] = {"__name__": "__docs__"}
     for line, code, reason in blocks(page):
