@@ -40,6 +40,11 @@ BAD_CASES = ("nan", "inf", "empty", "none", "ragged", "bf16")
 #: (estimator id, case) -> why it fails today; strict xfails, delete the line once fixed
 KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
+#: estimators none of the sweep's CANDIDATES fit yet (every case xfails until one is added)
+UNCOVERED: dict[str, str] = {
+    "estimators:best-of-n-kl": "registered after the sweep was written: add valid inputs",
+}
+
 
 @pytest.fixture(scope="module", autouse=True)
 def registry():
@@ -79,7 +84,7 @@ def _replace(args: tuple[Any, ...], i: int, case: str) -> Any:
 
 
 def _case(qid: str, case: str):
-    reason = KNOWN_GAPS.get((qid, case))
+    reason = UNCOVERED.get(qid) or KNOWN_GAPS.get((qid, case))
     marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
     return pytest.param(qid, case, marks=marks, id=f"{qid}-{case}")
 
