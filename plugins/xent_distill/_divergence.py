@@ -12,7 +12,15 @@ from xent_core.base_loss import Loss
 
 from . import _params as P
 from ._fused import Rule, divergence_rows, mixture_rule
-from ._inputs import align_vocab, as_rows, check_lead, check_num_items, compute_dtype, target_mask
+from ._inputs import (
+    align_vocab,
+    as_rows,
+    check_lead,
+    check_num_items,
+    check_student_finite,
+    compute_dtype,
+    target_mask,
+)
 from ._linear_chunked import Spec, linear_distill
 from ._reduce import reduce_rows
 from ._support import soft_pair
@@ -238,6 +246,7 @@ def divergence_loss(
         s, t = align_vocab(s, t, vocab_align)
         values = divergence_rows(s, t, rule, lambda lp, lq, _y: per_row(lp, lq))
         return reduce_rows(values, valid, reduction, lead, num_items)
+    check_student_finite("logits", s)
     s = s.to(compute_dtype(s))
     teacher = read_teacher(
         s,

@@ -17,9 +17,9 @@ from xent_core import BadInputError, input_checks_enabled
 
 
 def checks_on() -> bool:
-    """Whether the data-dependent input checks run: on unless turned off, and off while
-    ``torch.compile`` traces (a check reads a value on the host: a graph break)."""
-    return not torch.compiler.is_compiling() and input_checks_enabled()
+    """Whether the data-dependent input checks run (``xent_core.input_checks``); the core's
+    switch also answers while ``torch.compile`` traces, so compiled losses check too."""
+    return input_checks_enabled()
 
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -46,6 +46,12 @@ def check_lead(name: str, lead: tuple[int, ...], expected: tuple[int, ...], ref:
         raise BadInputError(
             f"{name} has leading shape {lead}, but {ref} has {expected}: they must match"
         )
+
+
+def check_student_finite(name: str, s: torch.Tensor) -> None:
+    """NaN or +inf in the student's logits is an error (``-inf`` masks a class)."""
+    if checks_on() and s.numel() and not bool(s.amax() < float("inf")):
+        raise BadInputError(f"{name} contains NaN or +inf; logits must be finite (or -inf)")
 
 
 def check_teacher_finite(name: str, t: torch.Tensor) -> None:

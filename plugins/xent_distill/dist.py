@@ -8,7 +8,7 @@ from xent_core import BadParameterError
 from xent_core.base_loss import Loss
 
 from . import _params as P
-from ._inputs import as_rows, check_num_items, compute_dtype, target_mask
+from ._inputs import as_rows, check_num_items, check_student_finite, compute_dtype, target_mask
 from ._reduce import denominator
 from ._support import teacher_logprobs_full
 from ._teacher import read_teacher
@@ -84,6 +84,7 @@ class DIST(Loss):
         num_items: int | torch.Tensor | None = None,
     ) -> torch.Tensor:
         s, lead = as_rows("logits", logits)
+        check_student_finite("logits", s)
         s = s.to(compute_dtype(s))
         valid = target_mask(targets, lead, self.ignore_index, s.shape[-1], s.device)
         check_num_items(num_items)

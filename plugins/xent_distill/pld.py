@@ -7,6 +7,7 @@ import torch
 from xent_core.base_loss import Loss
 
 from . import _params as P
+from ._inputs import check_student_finite
 from ._reduce import reduce_rows
 from ._teacher import read_labelled, teacher_tail_logmass
 
@@ -130,6 +131,7 @@ class PLD(Loss):
             ignore_index=self.ignore_index,
             vocab_align=self.vocab_align,
         )
+        check_student_finite("logits", teacher.student)
         if teacher.logits is not None:
             values = self._full_teacher(teacher.student, teacher.logits, y)
         else:

@@ -143,6 +143,19 @@ def check_finite_logits(flat: torch.Tensor, who: str) -> None:
         )
 
 
+def check_finite_values(tensor: torch.Tensor, who: str, name: str) -> None:
+    """Refuse NaN or +-inf anywhere in ``tensor`` (features, embeddings, views) in one pass.
+
+    Unlike logits, these inputs have no masked-class convention, so ``-inf`` is refused too.
+    Skipped when input checks are off (``xent_core.input_checks(False)``).
+    """
+    if tensor.numel() == 0 or not tensor.is_floating_point() or not input_checks_enabled():
+        return
+    if not bool(torch.isfinite(tensor.detach().abs().amax())):
+        what = "NaN" if bool(torch.isnan(tensor.detach()).any()) else "inf"
+        raise BadInputError(f"{who}: {name} contains {what}; it must be finite")
+
+
 def prepare(
     logits: torch.Tensor,
     targets: torch.Tensor | None,

@@ -8,6 +8,7 @@ from xent_core import BadInputError
 from xent_core.base_loss import Loss
 
 from ._common import (
+    check_finite_values,
     check_index,
     check_number,
     check_reduction,
@@ -119,6 +120,8 @@ class BiasLoss(Loss):
                 f"{_WHO} needs the input 'features' (per-item feature maps or hidden states "
                 "whose variance sets each item's weight)"
             )
+        if isinstance(features, torch.Tensor):
+            check_finite_values(features, _WHO, "features")
         return bias_loss(
             logits,
             targets,

@@ -7,6 +7,7 @@ import torch
 from xent_core import BadInputError, validate
 from xent_core.base_loss import Loss
 
+from ._common import check_finite_values
 from .symmetric_ce import masked_reduce, row_mask
 
 _WHO = "binary-kd"
@@ -69,6 +70,10 @@ class BinaryKDLoss(Loss):
             raise BadInputError(
                 f"{_WHO}: the teacher must be a tensor of the logits' shape {tuple(logits.shape)}"
             )
+        if not teacher.is_floating_point():
+            raise BadInputError(f"{_WHO}: the teacher must be a floating-point tensor")
+        check_finite_values(logits, _WHO, "logits")
+        check_finite_values(teacher, _WHO, "the teacher")
         dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
         valid = row_mask(mask, logits.shape, logits.device)
         s = logits.reshape(-1).to(dtype) / self.temperature

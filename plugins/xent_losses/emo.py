@@ -9,6 +9,7 @@ from xent_core.base_loss import Loss
 
 from ._common import (
     Batch,
+    check_finite_values,
     check_index,
     check_number,
     check_reduction,
@@ -162,6 +163,8 @@ class EMOLoss(Loss):
                 f"{_WHO} needs a cost embedding: pass the input 'classifier' (V, D) or build the "
                 "loss with embedding=<(V, D) tensor>"
             )
+        if isinstance(embedding, torch.Tensor):
+            check_finite_values(embedding, _WHO, "classifier (the cost embedding)")
         return emo_loss(
             logits,
             targets,

@@ -7,6 +7,8 @@ import torch
 from xent_core import BadInputError, validate
 from xent_core.base_loss import Loss
 
+from ._common import check_finite_values
+
 _WHO = "nt-xent"
 
 
@@ -67,6 +69,8 @@ class NTXentLoss(Loss):
                 f"{_WHO}: view_a and view_b must have the same shape (n, d) with n >= 1, got "
                 f"{tuple(view_a.shape)} and {tuple(view_b.shape)}"
             )
+        check_finite_values(view_a, _WHO, "view_a")
+        check_finite_values(view_b, _WHO, "view_b")
         dtype = torch.float64 if view_a.dtype == torch.float64 else torch.float32
         a = torch.nn.functional.normalize(view_a.to(dtype), dim=1)
         b = torch.nn.functional.normalize(view_b.to(dtype), dim=1)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from xent_core import BadInputError, validate
+from xent_core import BadInputError, input_checks_enabled, validate
 from xent_core.base_loss import Loss
 
-from ._common import check_logits, compute_dtype
+from ._common import check_finite_logits, check_logits, compute_dtype
 
 _WHO = "symmetric-ce"
 
@@ -81,6 +81,9 @@ class SymmetricCELoss(Loss):
     ) -> torch.Tensor:
         check_logits(logits, _WHO, min_classes=2)
         check_logits(teacher_logits, _WHO)
+        if input_checks_enabled():
+            check_finite_logits(logits.reshape(-1, logits.shape[-1]), _WHO)
+            check_finite_logits(teacher_logits.reshape(-1, teacher_logits.shape[-1]), _WHO)
         if teacher_logits.shape != logits.shape:
             raise BadInputError(
                 f"{_WHO}: teacher_logits {tuple(teacher_logits.shape)} must match logits "

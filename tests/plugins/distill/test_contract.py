@@ -178,3 +178,23 @@ def test_numpy_scalars_and_the_renormalize_spelling_are_accepted():
         "jsd", beta=np.float64(0.25), ignore_index=np.int64(-1), tail="renormalize"
     )
     assert loss.beta == 0.25 and loss.ignore_index == -1 and loss.tail == "renormalise"
+
+
+@pytest.mark.parametrize("name", ["kd", "jsd", "dist", "pld"])
+def test_nan_student_refused_with_a_top_k_teacher_and_under_compile(name: str) -> None:
+    gen = torch.Generator().manual_seed(7)
+    logits = torch.randn(5, 11, generator=gen, dtype=torch.float64)
+    logits[2, 3] = float("nan")
+    targets = torch.randint(0, 11, (5,), generator=gen)
+    teacher = torch.randn(5, 11, generator=gen, dtype=torch.float64)
+    top = torch.log_softmax(teacher, -1).topk(4, dim=-1)
+    loss = xent_core.loss(name)
+    with pytest.raises(xent_core.BadInputError, match="NaN"):
+        loss(
+            logits=logits,
+            targets=targets,
+            teacher_topk_ids=top.indices,
+            teacher_topk_logprobs=top.values,
+        )
+    with pytest.raises(xent_core.BadInputError, match="NaN"):
+        torch.compile(loss, backend="eager")(logits=logits, targets=targets, teacher_logits=teacher)

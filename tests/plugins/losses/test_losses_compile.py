@@ -24,8 +24,18 @@ N, C, D = 7, 6, 5
 # xent_distill is being made compile-friendly by its owners; these still break the graph with
 # checks off on this commit (a data-dependent guard in the shared divergence code). The marks
 # are not strict: a fixed component simply passes.
-_PENDING = "xent_distill: data-dependent guard in its shared divergence code (being fixed)"
-DISTILL_PENDING = {n: _PENDING for n in ("dist", "dkd", "kd", "linear-jsd", "linear-kd")}
+#: losses the generic inputs below do not fit (strict: a case that starts passing must move)
+UNFIT = {
+    n: "the generic inputs do not fit its inputs: " + why
+    for n, why in [
+        ("cape", "targets are soft probabilities"),
+        ("clip-cov", "logprobs are (B, T)"),
+        ("kl-cov", "logprobs are (B, T)"),
+        ("implicit-prm", "logprobs are (B, T)"),
+        ("dco", "takes one of logprobs, logits + targets, hidden + classifier"),
+        ("nt-xent", "takes two (n, d) views"),
+    ]
+}
 
 
 def _names() -> list[str]:
@@ -82,22 +92,9 @@ def _fresh_dynamo():
     torch._dynamo.reset()
 
 
-# the components this test was written with; later ones are checked too, non-strictly, until
-# their owners give them inputs here (the generic inputs may not fit them)
-KNOWN = {
-    *("aldr-kl", "bias-loss", "comp-sum", "cross-entropy", "dice", "emo", "focal"),
-    *("generalized-ce", "hl-gauss", "ldr-kl", "mae", "pass-at-n", "poly1", "two-hot", "z-loss"),
-    *("dist", "dkd", "jsd", "kd", "linear-jsd", "linear-kd", "pld", "reverse-kl", "skew-kl"),
-    *("skew-reverse-kl", "tvd"),
-}
-
-
 def _case(name: str):
-    if name in DISTILL_PENDING:
-        return pytest.param(name, marks=pytest.mark.xfail(reason=DISTILL_PENDING[name]))
-    if name not in KNOWN:
-        reason = "registered after this test: generic inputs may not fit (owner adds a case)"
-        return pytest.param(name, marks=pytest.mark.xfail(reason=reason, strict=False))
+    if name in UNFIT:
+        return pytest.param(name, marks=pytest.mark.xfail(reason=UNFIT[name], strict=True))
     return name
 
 
@@ -135,7 +132,7 @@ def test_checks_on_still_compile_and_agree(name: str) -> None:
     [
         ("cross-entropy", {"label_smoothing": 0.1}),
         ("cross-entropy", {"softcap": 5.0, "z_loss": 1e-3}),
-        pytest.param("kd", {"temperature": 2.0}, marks=pytest.mark.xfail(reason=_PENDING)),
+        ("kd", {"temperature": 2.0}),
     ],
     ids=("ce", "ce-softcap-zloss", "kd"),
 )
