@@ -12,3 +12,4 @@ require("torchmetrics")
 
 from xent_integrations.metrics import *  # noqa: E402, F403
 from xent_integrations.metrics import __all__  # noqa: E402, F401
+from xent_integrations.metrics import metric as metric  # noqa: E402  (named for type checkers)
