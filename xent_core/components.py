@@ -14,6 +14,9 @@ Class attributes a component may declare (literals, so they can be read statical
 ``capabilities``
     a dict such as ``{"differentiable": True, "devices": ("cpu", "cuda"), "requires": ("triton",)}``.
 
+A component may also define an ``example_inputs(generator)`` static method returning small valid
+inputs (read by :func:`xent_core.testing.example_inputs`; see :mod:`xent_core._examples`).
+
 Parameters are documented in a Google-style ``Args:`` section of the class (or ``__init__``)
 docstring; each entry becomes the parameter's :attr:`Param.description`.
 """

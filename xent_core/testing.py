@@ -16,6 +16,10 @@ Use it in your plugin's tests::
 :func:`check_bad_inputs`): NaN/inf inputs, out-of-range targets, wrong dtypes and shapes raise a
 :class:`~xent_core.XentError`; an empty batch gives an error or a finite 0; a batch whose targets
 are all ``ignore_index`` gives 0 with a zero gradient.
+
+A component whose inputs are unusual declares valid ones itself (an ``example_inputs`` static
+method, see :mod:`xent_core._examples`); :func:`example_inputs` reads them, so your tests and
+xent's registry-wide sweeps drive it with the same data.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from functools import partial
 from types import ModuleType
 from typing import Any
 
+from ._examples import example_inputs
 from .registry import PluginSource, Registry, set_registry
 
 __all__ = [
@@ -34,6 +39,7 @@ __all__ = [
     "ConformanceReport",
     "check_bad_inputs",
     "check_loss",
+    "example_inputs",
     "isolated_registry",
 ]
 

@@ -75,6 +75,12 @@ class BestOfNKL:
         self.from_logprobs = validate.flag("from_logprobs", from_logprobs)
         self.units = "nats"
 
+    @staticmethod
+    def example_inputs(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities (11,) summing to 1 and rewards with ties (11,), for the sweep."""
+        probs = torch.softmax(torch.randn(11, generator=generator, dtype=torch.float64), 0)
+        return probs, torch.randint(0, 4, (11,), generator=generator).double()
+
     def _inputs(self, x: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if y is None:
             raise BadInputError("best-of-n-kl needs probabilities (x) and rewards (y)")

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from xent_core import BadInputError, BadParameterError
+from xent_core import BadInputError, BadParameterError, input_checks_enabled
 
 AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean")
 
@@ -28,8 +28,12 @@ def policy_inputs(
         raise BadInputError(f"{who}: logprobs must have shape (B, T), got {tuple(logprobs.shape)}")
     dtype = torch.float64 if logprobs.dtype == torch.float64 else torch.float32
     shape = tuple(logprobs.shape)
-    if not isinstance(old_logprobs, torch.Tensor) or tuple(old_logprobs.shape) != shape:
-        raise BadInputError(f"{who}: old_logprobs must be a tensor of shape {shape}")
+    if (
+        not isinstance(old_logprobs, torch.Tensor)
+        or not old_logprobs.is_floating_point()
+        or tuple(old_logprobs.shape) != shape
+    ):
+        raise BadInputError(f"{who}: old_logprobs must be a floating-point tensor of shape {shape}")
     if not isinstance(advantages, torch.Tensor) or not advantages.is_floating_point():
         raise BadInputError(f"{who}: advantages must be a floating-point tensor (B, T) or (B,)")
     adv = advantages.detach().to(device=logprobs.device, dtype=dtype)
@@ -48,7 +52,8 @@ def policy_inputs(
     lp = logprobs.to(dtype)
     old = old_logprobs.detach().to(device=lp.device, dtype=dtype)
     zero = torch.zeros_like(old)
-    for name, t in (("logprobs", lp.detach()), ("old_logprobs", old), ("advantages", adv)):
+    checked = (("logprobs", lp.detach()), ("old_logprobs", old), ("advantages", adv))
+    for name, t in checked if input_checks_enabled() else ():
         if not bool(torch.isfinite(torch.where(valid, t, zero)).all()):
             raise BadInputError(f"{who}: {name} has NaN or inf at valid tokens")
     return lp, old, adv, valid

@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from xent_core import BadInputError, validate
+from xent_core import BadInputError, input_checks_enabled, validate
 from xent_core.base_loss import Loss
+
+from ._common import check_finite_values
 
 
 def cape_targets(
@@ -92,6 +94,14 @@ class CaPELoss(Loss):
     citation = ("Deep Probability Estimation", "arXiv:2111.10734")
     capabilities = {"differentiable": True, "devices": ("cpu", "cuda")}
 
+    @staticmethod
+    def example_inputs(generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Two-class logits (9, 2) and soft targets q in [0, 1] (9,), for the sweep and tests."""
+        return {
+            "logits": torch.randn(9, 2, generator=generator) * 2,
+            "targets": torch.rand(9, generator=generator),
+        }
+
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         self.reduction = validate.reduction(reduction)
@@ -111,16 +121,18 @@ class CaPELoss(Loss):
                 f"cape: logits (...,) or (..., 2) must match targets {tuple(targets.shape)}, "
                 f"got {tuple(logits.shape)}"
             )
+        check_finite_values(logits, "cape", "logits")
         dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
         q = targets.to(device=logits.device, dtype=dtype)
-        if not bool(((q >= 0) & (q <= 1)).all()):
+        if input_checks_enabled() and not bool(((q >= 0) & (q <= 1)).all()):
             raise BadInputError("cape: targets must lie in [0, 1]")
         z = logits.to(dtype)
         s = z[..., 1] - z[..., 0] if two_class else z  # the log-odds of the positive class
         per = torch.nn.functional.binary_cross_entropy_with_logits(s, q, reduction="none")
         if self.reduction == "none":
             return per
-        return per.sum() if self.reduction == "sum" else per.mean()
+        total = per.sum()
+        return total if self.reduction == "sum" else total / max(1, per.numel())  # empty: 0
 
 
 __all__ = ["CaPELoss", "cape_targets"]

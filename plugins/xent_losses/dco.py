@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
-from xent_core import BadInputError, validate
+from xent_core import BadInputError, input_checks_enabled, validate
 from xent_core.base_loss import Loss
 
-from ._common import check_logits, compute_dtype
+from ._common import check_finite_logits, check_logits, compute_dtype
 from .pass_at_n import log1mexp
 
 _WHO = "dco"
@@ -60,11 +60,14 @@ def sequence_logprobs(
     ids = targets.long()
     keep = ids != ignore_index
     v = logits.shape[-1]
-    if bool((keep & ((ids < 0) | (ids >= v))).any()):
+    if input_checks_enabled() and bool((keep & ((ids < 0) | (ids >= v))).any()):
         raise BadInputError(
             f"{_WHO}: target ids must lie in [0, {v}) or equal ignore_index={ignore_index}"
         )
-    logp = torch.log_softmax(logits.to(compute_dtype(logits)), dim=-1)
+    flat = logits.to(compute_dtype(logits))
+    if input_checks_enabled():
+        check_finite_logits(flat.reshape(-1, v), _WHO)
+    logp = torch.log_softmax(flat, dim=-1)
     tok = logp.gather(-1, torch.where(keep, ids, 0)[..., None]).squeeze(-1)
     return torch.where(keep, tok, torch.zeros_like(tok)).sum(dim=1), keep.any(dim=1)
 
@@ -117,6 +120,13 @@ class DCOLoss(Loss):
         "arXiv:2502.07154",
     )
     capabilities = {"differentiable": True, "devices": ("cpu", "cuda")}
+
+    @staticmethod
+    def example_inputs(generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Logits (3, 4, 7) and targets (3, 4) with a prompt token ignored, for the sweep."""
+        targets = torch.randint(0, 7, (3, 4), generator=generator)
+        targets[:, 0] = -100  # the prompt
+        return {"logits": torch.randn(3, 4, 7, generator=generator) * 2, "targets": targets}
 
     def __init__(
         self,
@@ -177,7 +187,9 @@ class DCOLoss(Loss):
                     f"shape {tuple(logprobs.shape)} (sum token log-probs over the answer first)"
                 )
             lp = logprobs.to(compute_dtype(logprobs))
-            if not bool(torch.isfinite(lp).all()) or bool((lp > 1e-6).any()):
+            if input_checks_enabled() and (
+                not bool(torch.isfinite(lp).all()) or bool((lp > 1e-6).any())
+            ):
                 raise BadInputError(f"{_WHO}: logprobs must be finite log-probabilities (<= 0)")
             return lp, torch.ones_like(lp, dtype=torch.bool)
         if targets is None:

@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from xent_core import BadInputError, validate
+from xent_core import BadInputError, input_checks_enabled, validate
 from xent_core.base_loss import Loss
 
 _WHO = "implicit-prm"
@@ -33,7 +33,7 @@ def token_inputs(
     dtype = torch.float64 if logprobs.dtype == torch.float64 else torch.float32
     lp, ref = logprobs.to(dtype), ref_logprobs.detach().to(dtype)
     zero = torch.zeros_like(lp)
-    for name, t in (("logprobs", lp), ("ref_logprobs", ref)):
+    for name, t in (("logprobs", lp), ("ref_logprobs", ref)) if input_checks_enabled() else ():
         if not bool(torch.isfinite(torch.where(valid, t.detach(), zero)).all()):
             raise BadInputError(f"{who}: {name} has NaN or inf at unmasked tokens")
     return lp, ref, valid
@@ -140,6 +140,18 @@ class ImplicitPRMLoss(Loss):
     citation = ("Free Process Rewards without Process Labels", "arXiv:2412.01981")
     capabilities = {"differentiable": True, "devices": ("cpu", "cuda")}
 
+    @staticmethod
+    def example_inputs(generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """(3, 5) log-probs and reference log-probs, (3,) 0/1 labels and a mask, for the sweep."""
+        mask = torch.ones(3, 5, dtype=torch.bool)
+        mask[2, :2] = False  # a prompt
+        return {
+            "logprobs": -torch.rand(3, 5, generator=generator) * 3,
+            "ref_logprobs": -torch.rand(3, 5, generator=generator) * 3,
+            "labels": torch.tensor([1, 0, 1]),
+            "mask": mask,
+        }
+
     def __init__(self, beta: float = 0.05, reduction: str = "mean") -> None:
         super().__init__()
         self.beta = validate.positive("beta", beta)
@@ -156,13 +168,14 @@ class ImplicitPRMLoss(Loss):
         if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != (lp.shape[0],):
             raise BadInputError(f"{_WHO}: labels must be a tensor of shape ({lp.shape[0]},)")
         y = labels.to(device=lp.device, dtype=lp.dtype)
-        if not bool(((y >= 0) & (y <= 1)).all()):
+        if input_checks_enabled() and not bool(((y >= 0) & (y <= 1)).all()):
             raise BadInputError(f"{_WHO}: labels must lie in [0, 1] (1 = correct response)")
         reward = self.beta * torch.where(valid, lp - ref, torch.zeros_like(lp)).sum(dim=1)
         per_seq = torch.nn.functional.binary_cross_entropy_with_logits(reward, y, reduction="none")
         if self.reduction == "none":
             return per_seq
-        return per_seq.sum() if self.reduction == "sum" else per_seq.mean()
+        total = per_seq.sum()
+        return total if self.reduction == "sum" else total / max(1, per_seq.numel())  # empty: 0
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}, reduction={self.reduction!r}"

@@ -60,6 +60,12 @@ class NTXentLoss(Loss):
         self.gather_distributed = validate.flag("gather_distributed", gather_distributed)
         self.reduction = validate.reduction(reduction)
 
+    @staticmethod
+    def example_inputs(generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Two views (6, 5) of the same items (the second a perturbed copy), for the sweep."""
+        a = torch.randn(6, 5, generator=generator)
+        return {"view_a": a, "view_b": a + 0.3 * torch.randn(6, 5, generator=generator)}
+
     def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> torch.Tensor:
         for name, v in (("view_a", view_a), ("view_b", view_b)):
             if not isinstance(v, torch.Tensor) or not v.is_floating_point() or v.dim() != 2:

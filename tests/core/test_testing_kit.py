@@ -147,3 +147,45 @@ def test_empty_batch_must_not_be_nan():
     assert float(empty_ok) == 0.0
     with pytest.raises(AssertionError, match="empty batch, mean"):
         check_bad_inputs(factory, data_, ignore_index=None)
+
+
+class _WithExamples:
+    @staticmethod
+    def example_inputs(generator):
+        return {"logits": torch.randn(3, 4, generator=generator)}
+
+
+class _EstimatorExamples:
+    @classmethod
+    def example_inputs(cls, generator):
+        return [torch.rand(5, generator=generator)]
+
+
+class _BadExamples:
+    @staticmethod
+    def example_inputs(generator):
+        return torch.zeros(3)
+
+
+def test_example_inputs_hook_is_read_and_seeded():
+    from xent_core.testing import example_inputs
+
+    a, b = example_inputs(_WithExamples, seed=1), example_inputs(_WithExamples(), seed=1)
+    assert set(a) == {"logits"} and torch.equal(a["logits"], b["logits"])
+    assert not torch.equal(a["logits"], example_inputs(_WithExamples, seed=2)["logits"])
+    args = example_inputs(_EstimatorExamples)
+    assert isinstance(args, tuple) and args[0].shape == (5,)
+    assert example_inputs(ce_reference) is None  # no hook: the caller's generic inputs
+    with pytest.raises(TypeError, match="dict of named inputs"):
+        example_inputs(_BadExamples)
+
+
+def test_example_inputs_of_a_registered_spec_follow_its_kind():
+    from xent_core.testing import example_inputs
+
+    loss_spec = xent_core.info("cape", kind="loss")
+    assert set(example_inputs(loss_spec)) == {"logits", "targets"}
+    est_spec = xent_core.info("best-of-n-kl", kind="estimator")
+    probs, rewards = example_inputs(est_spec)
+    assert float(probs.sum()) == pytest.approx(1.0, abs=1e-12) and rewards.shape == probs.shape
+    assert example_inputs(xent_core.info("cross-entropy", kind="loss")) is None

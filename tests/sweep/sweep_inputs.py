@@ -2,8 +2,12 @@
 
 The sweep tests take every component the registry holds and derive what to feed it from the
 input names of the guide (``logits``, ``targets``, ``hidden``, ``classifier``, ...) and from its
-parameter names, so a new component is covered the day it is registered. A new input or
-required-parameter name fails loudly here until it is added below.
+parameter names, so a new component is covered the day it is registered. A component whose
+inputs these cannot drive (soft targets, (B, T) log-probabilities, probabilities summing to 1)
+declares valid ones itself with an ``example_inputs`` static method, read through
+``xent_core.testing.example_inputs``: those win over the generic ones here. A new input or
+required-parameter name of a component without examples fails loudly here until it is added
+below.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 
 from xent_core import ComponentSpec
 from xent_core.registry import Registry
+from xent_core.testing import example_inputs
 
 N, C, D, DT, F = 9, 7, 5, 6, 3  # odd sizes: items, classes, hidden, teacher hidden, features
 NUM_SAMPLES = 4
@@ -72,11 +77,18 @@ def first_party() -> Registry:
 def loss_inputs(spec: ComponentSpec, seed: int = 0) -> dict[str, torch.Tensor]:
     """Valid inputs of a loss, by name, checked to give a finite loss.
 
-    The required inputs plus :data:`OPTIONAL_USED`; if the loss refuses those (it needs one of
-    its optional inputs, e.g. ``emo`` a ``classifier``), every optional input the sweep can make.
+    The loss's own ``example_inputs`` when it declares them; otherwise the required inputs plus
+    :data:`OPTIONAL_USED`, and if the loss refuses those (it needs one of its optional inputs,
+    e.g. ``emo`` a ``classifier``), every optional input the sweep can make.
     """
     import xent_core
 
+    own = example_inputs(spec, seed)
+    if own is not None:
+        out = xent_core.loss(spec.qualified_id, **required_params(spec))(**own)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        assert torch.isfinite(out).all(), f"{spec.qualified_id}: non-finite loss on its examples"
+        return own
     unknown = [n for n in spec.inputs if n not in INPUTS]
     assert not unknown, f"{spec.qualified_id}: add input(s) {unknown} to sweep_inputs.INPUTS"
     loss = xent_core.loss(spec.qualified_id, **required_params(spec))

@@ -1,7 +1,9 @@
 """The bad-input contract, swept over every registered estimator.
 
-Valid inputs are found by trying the input shapes estimators take (a sample matrix, labels,
-two variables, logits, log-probabilities with advantages) until one gives a finite value; then
+Valid inputs are the estimator's own ``example_inputs`` when it declares them (read through
+``xent_core.testing.example_inputs``); otherwise they are found by trying the input shapes
+estimators take (a sample matrix, labels, two variables, logits, log-probabilities with
+advantages) until one gives a finite value; then
 NaN, +inf, an empty input, ``None``, a ragged list and a bf16 tensor replace each array input,
 and each parameter gets a wrongly typed value. The contract: a ``XentError``, or a correct
 finite value (an empty input may also give one; bf16 must match the same values in float32).
@@ -19,6 +21,7 @@ from sweep_inputs import first_party, required_params, wrong_values
 
 import xent_core
 from xent_core import XentError
+from xent_core.testing import example_inputs
 
 REGISTRY = first_party()
 SPECS = {s.qualified_id: s for s in REGISTRY.specs("estimator")}
@@ -40,10 +43,9 @@ BAD_CASES = ("nan", "inf", "empty", "none", "ragged", "bf16")
 #: (estimator id, case) -> why it fails today; strict xfails, delete the line once fixed
 KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
-#: estimators none of the sweep's CANDIDATES fit yet (every case xfails until one is added)
-UNCOVERED: dict[str, str] = {
-    "estimators:best-of-n-kl": "registered after the sweep was written: add valid inputs",
-}
+#: estimators neither their own examples nor the sweep's CANDIDATES fit yet (every case xfails
+#: until the estimator declares ``example_inputs``)
+UNCOVERED: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -59,13 +61,17 @@ def _value(out: Any) -> float:
 
 def valid_args(qid: str) -> tuple[Any, ...]:
     est = xent_core.estimator(qid, **required_params(SPECS[qid]))
+    own = example_inputs(SPECS[qid])
+    if own is not None:
+        assert math.isfinite(_value(est(*own))), f"{qid}: non-finite value on its examples"
+        return own
     for args in CANDIDATES:
         try:
             if math.isfinite(_value(est(*args))):
                 return args
         except XentError:
             continue
-    raise AssertionError(f"{qid}: none of the sweep's inputs is valid; add one to CANDIDATES")
+    raise AssertionError(f"{qid}: none of the sweep's inputs is valid; declare example_inputs")
 
 
 def _replace(args: tuple[Any, ...], i: int, case: str) -> Any:

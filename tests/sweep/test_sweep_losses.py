@@ -1,6 +1,7 @@
 """The bad-input contract, swept over every registered loss.
 
-For each loss of the first-party registry (built from its spec: input names and parameters):
+For each loss of the first-party registry (its own ``example_inputs``, or inputs built from its
+spec: input names and parameters):
 NaN and inf in every floating input, wrong dtypes, out-of-range targets, a short ``targets``, an
 empty batch and an all-ignored batch (``xent_core.testing.check_bad_inputs``), and wrongly typed
 parameters. The contract: a ``XentError``, or a correct finite value where the input is
@@ -29,19 +30,7 @@ NAN_MARKS_IGNORED: dict[str, tuple[str, ...]] = {
 
 #: (loss id, check) -> why it fails today (issue 15 item); the owner fixes it and deletes the
 #: line (the case is a strict xfail: a fixed gap left here fails the suite)
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    **{
-        (f"losses:{n}", c): "the sweep's generic inputs do not fit: " + why
-        for n, why in [
-            ("cape", "targets are soft probabilities, not class ids"),
-            ("clip-cov", "logprobs are (B, T)"),
-            ("kl-cov", "logprobs are (B, T)"),
-            ("implicit-prm", "logprobs are (B, T)"),
-            ("dco", "takes exactly one of logprobs, logits + targets, hidden + classifier"),
-        ]
-        for c in BAD_INPUT_CHECKS
-    },
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 def _case(qid: str, check: str):
