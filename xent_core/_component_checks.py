@@ -31,6 +31,7 @@ _CAPABILITY_TYPES: dict[str, str] = {
     "requires": "a list of module names (strings)",
     "devices": "a list of device names (strings)",
     "differentiable": "True or False",
+    "emulation": 'a dict {"env": "NAME=VALUE", "note": "..."} of strings',
 }
 
 
@@ -38,7 +39,8 @@ def check_capabilities(qid: str, caps: Any) -> None:
     """Raise :class:`RegistrationError` unless ``caps`` is a mapping xent can read.
 
     ``requires`` and ``devices`` must be lists or tuples of strings (a bare string such as
-    ``"cpu"`` is refused: it would be read letter by letter) and ``differentiable`` a bool.
+    ``"cpu"`` is refused: it would be read letter by letter), ``differentiable`` a bool and
+    ``emulation`` a dict with a string ``env`` (``NAME=VALUE``) and an optional string ``note``.
     Other keys are kept as free-form metadata.
     """
     if not isinstance(caps, Mapping):
@@ -52,6 +54,14 @@ def check_capabilities(qid: str, caps: Any) -> None:
             ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
         elif key == "differentiable":
             ok = isinstance(value, bool)
+        elif key == "emulation":
+            ok = (
+                isinstance(value, Mapping)
+                and set(value) <= {"env", "note"}
+                and isinstance(value.get("env"), str)
+                and "=" in value["env"].strip("=")
+                and isinstance(value.get("note", ""), str)
+            )
         else:
             continue
         if not ok:

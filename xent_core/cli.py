@@ -153,7 +153,8 @@ def info_command(
         con.print(f"[bold]inputs[/bold]   {', '.join(spec.inputs) or '-'}{opt}", highlight=False)
     if spec.capabilities:
         caps = ", ".join(f"{k}={v}" for k, v in spec.capabilities.items())
-        con.print(f"[bold]capabilities[/bold] {caps}", highlight=False)
+        con.print(f"[bold]capabilities[/bold] {escape(caps)}", highlight=False)
+    con.print(f"[bold]available[/bold] {escape(_availability(spec))}", highlight=False)
     if spec.kind == "estimator" and spec.capabilities.get("accumulate", "rows") == "rows":
         con.print(
             "[bold]metric[/bold]   no sufficient statistic: xent_core.metric keeps the rows "

@@ -13,6 +13,9 @@ Class attributes a component may declare (literals, so they can be read statical
     input names of a loss, overriding those read from ``forward``.
 ``capabilities``
     a dict such as ``{"differentiable": True, "devices": ("cpu", "cuda"), "requires": ("triton",)}``.
+    A GPU-only component that an emulator can run on the CPU adds ``"emulation": {"env":
+    "NAME=VALUE", "note": "what differs there"}``: availability then names the variable and the
+    note (e.g. ``cce-triton`` under ``TRITON_INTERPRET=1`` refuses bfloat16).
 
 A component may also define an ``example_inputs(generator)`` static method returning small valid
 inputs (read by :func:`xent_core.testing.example_inputs`; see :mod:`xent_core._examples`).
@@ -91,15 +94,28 @@ class ComponentSpec:
         """Whether the component can run here, judged without importing it (or torch).
 
         Checks the packages named in ``capabilities["requires"]`` and, when
-        ``capabilities["devices"]`` excludes ``"cpu"``, that an NVIDIA device is visible. A
-        kernel's own ``available()`` gives the exact answer once it is created.
+        ``capabilities["devices"]`` excludes ``"cpu"``, that an NVIDIA device is visible. With
+        ``capabilities["emulation"]`` (``{"env": "NAME=VALUE", "note": ...}``) the variable set
+        means the component runs in that emulator, and the text says so with the note; unset on
+        a machine without a GPU, the text names it as the way to run on the CPU. A kernel's own
+        ``available()`` gives the exact answer once it is created.
         """
         missing = [mod for mod, ok in self.requirements().items() if not ok]
         if missing:
             return False, "needs " + ", ".join(missing)
+        emulation = self.capabilities.get("emulation")
+        if isinstance(emulation, Mapping):
+            env, note = str(emulation.get("env", "")), str(emulation.get("note", ""))
+            name, _, value = env.partition("=")
+            if name and os.environ.get(name) == value:
+                return True, f"yes, emulated ({env}): {note}" if note else f"yes, emulated ({env})"
         devices = tuple(self.capabilities.get("devices", ()))
         if devices and "cpu" not in devices and not cuda_visible():
-            return False, f"needs {'/'.join(devices)} (no GPU visible)"
+            why = f"needs {'/'.join(devices)} (no GPU visible)"
+            if isinstance(emulation, Mapping) and emulation.get("env"):
+                hint = f"; on the CPU with {emulation['env']}"
+                why += hint + (f" ({emulation['note']})" if emulation.get("note") else "")
+            return False, why
         return True, "yes"
 
     def load(self) -> Callable[..., Any]:
@@ -135,6 +151,7 @@ class ComponentSpec:
             "capabilities": _jsonable(dict(self.capabilities)),
             "requirements": self.requirements(),
             "available": self.availability()[0],
+            "availability": self.availability()[1],
             "citations": [{"title": c.title, "arxiv": c.arxiv} for c in self.citations],
             "doc": self.doc,
         }

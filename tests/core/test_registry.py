@@ -202,3 +202,37 @@ def test_availability_accounts_for_gpu_only_components(monkeypatch):
     monkeypatch.setattr(components, "cuda_visible", lambda: True)
     assert gpu_only.availability() == (True, "yes")
     assert make("toy_plugin").get("toy-kernel").availability() == (False, "needs no_such_pkg_xyz")
+
+
+def test_availability_names_an_emulator_and_what_it_refuses(monkeypatch):
+    from xent_core import components
+
+    spec = make("toy_plugin").get("toy-ce")
+    emu = {"env": "TOY_EMULATE=1", "note": "bfloat16 refused"}
+    gpu_only = type(spec)(
+        **{**spec.__dict__, "capabilities": {"devices": ("cuda",), "emulation": emu}}
+    )
+    monkeypatch.setattr(components, "cuda_visible", lambda: False)
+    monkeypatch.delenv("TOY_EMULATE", raising=False)
+    assert gpu_only.availability() == (
+        False,
+        "needs cuda (no GPU visible); on the CPU with TOY_EMULATE=1 (bfloat16 refused)",
+    )
+    monkeypatch.setenv("TOY_EMULATE", "0")  # another value is not the emulator
+    assert gpu_only.availability()[0] is False
+    monkeypatch.setenv("TOY_EMULATE", "1")
+    assert gpu_only.availability() == (True, "yes, emulated (TOY_EMULATE=1): bfloat16 refused")
+    monkeypatch.setattr(components, "cuda_visible", lambda: True)  # set on a GPU machine too
+    assert gpu_only.availability() == (True, "yes, emulated (TOY_EMULATE=1): bfloat16 refused")
+
+
+@pytest.mark.parametrize(
+    "emulation",
+    ["TRITON_INTERPRET=1", {"env": 1}, {"env": "NOVALUE"}, {"env": "A=1", "note": 3}, {"x": "A=1"}],
+)
+def test_malformed_emulation_capability_is_refused(emulation):
+    from xent_core._component_checks import check_capabilities
+
+    with pytest.raises(xent_core.RegistrationError, match="emulation"):
+        check_capabilities("toy:x", {"emulation": emulation})
+    check_capabilities("toy:x", {"emulation": {"env": "A=1", "note": "fine"}})

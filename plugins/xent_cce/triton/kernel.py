@@ -62,6 +62,10 @@ class CCETritonKernel:
         "devices": ("cuda",),
         "dtypes": ("float16", "bfloat16", "float32", "float64"),
         "requires": ("triton",),
+        "emulation": {
+            "env": "TRITON_INTERPRET=1",
+            "note": "Triton interpreter, slow; float16/float32/float64, bfloat16 refused",
+        },
     }
 
     def __init__(self, accumulate: str = "fp32") -> None:

@@ -121,3 +121,27 @@ def test_device_mismatch_is_reported(which):
         t = t.to("meta")
     with pytest.raises(BadInputError, match=r"(is|are) on"):
         CCETritonKernel().linear_cross_entropy(h, c, t)
+
+
+def test_static_availability_says_the_interpreter_refuses_bfloat16(monkeypatch, capsys):
+    """``xent list`` / ``xent info`` tell, without importing triton, what the interpreter refuses
+    (the refusal itself: test_triton_kernel.py::test_bfloat16_is_refused_in_the_interpreter)."""
+    from xent_core import components
+    from xent_core.cli import main
+
+    spec = build_spec(target=TARGET, name="cce-triton", kind="kernel", plugin="cce")
+    monkeypatch.setattr(components, "cuda_visible", lambda: False)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    ok, why = spec.availability()
+    assert ok and "TRITON_INTERPRET=1" in why and "bfloat16 refused" in why
+    monkeypatch.delenv("TRITON_INTERPRET")
+    ok, why = spec.availability()
+    assert not ok and why.startswith(
+        "needs cuda (no GPU visible); on the CPU with TRITON_INTERPRET=1"
+    )
+    assert "bfloat16 refused" in why
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setenv("COLUMNS", "400")
+    assert main(["info", "cce-triton"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("available"))
+    assert "emulated (TRITON_INTERPRET=1)" in line and "bfloat16 refused" in line
