@@ -39,6 +39,8 @@ ESTIMATORS: dict[str, str] = {
     "distance-correlation": "xent_estimators.distance_correlation:DistanceCorrelation",
     "best-of-n-kl": "xent_estimators.best_of_n_kl:BestOfNKL",
     "label-sharpness": "xent_estimators.label_sharpness:LabelSharpness",
+    "dc-pdd": "xent_estimators.dc_pdd:DCPDD",
+    "min-k-prob": "xent_estimators.min_k_prob:MinKProb",
 }
 
 
@@ -71,6 +73,9 @@ _HELPERS = {
     "Estimate": "_common",
     "fit_temperature": "temperature_scaling",
     "Calibration": "temperature_scaling",
+    "token_counts": "token_freq",
+    "counts_from_files": "token_freq",
+    "read_token_ids": "token_freq",
 }
 
 
