@@ -53,13 +53,15 @@ def register_estimators(register: Register) -> None:
 
 @hookimpl
 def register_commands(register: RegisterCommand) -> None:
-    """Register ``xent estimate``, ``xent calibrate`` and ``xent bench estimators``."""
+    """Register ``xent estimate``, ``xent calibrate``, ``xent detect``, ``xent bench estimators``."""
     from .bench_cli import bench_app
     from .calibrate_cli import calibrate
     from .cli import estimate
+    from .detect_cli import detect
 
     register(estimate, name="estimate")
     register(calibrate, name="calibrate")
+    register(detect, name="detect")
     register(bench_app, name="bench")
 
 
@@ -76,6 +78,7 @@ _HELPERS = {
     "token_counts": "token_freq",
     "counts_from_files": "token_freq",
     "read_token_ids": "token_freq",
+    "read_token_docs": "token_freq",
 }
 
 

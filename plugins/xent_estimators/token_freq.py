@@ -4,7 +4,7 @@ File formats (documents are lists of token ids of the model's tokenizer):
 
 * ``.jsonl``: one document per line, a JSON list of integers ``[464, 3290, 318]`` or an object
   holding one under ``ids``, ``token_ids`` or ``input_ids`` (other keys are ignored). Blank
-  lines are skipped. Capped at :data:`xent_estimators._io.MAX_TEXT_BYTES`.
+  lines are skipped; an object may carry a ``label`` (1 = member, 0 = not). Capped at :data:`xent_estimators._io.MAX_TEXT_BYTES`.
 * ``.npy``: an integer array, (T,) for one document or (B, T) for B documents padded at the
   end with negative ids (``-1``, ``-100``); a negative id followed by a real one is an error.
 
@@ -124,10 +124,35 @@ def _ids_from_npy(arr: Any, path: Path) -> list[np.ndarray]:
 
 def read_token_ids(path: str | Path) -> list[np.ndarray]:
     """The documents of a token-id file, each a (T_b,) int64 array (see the module's formats)."""
+    return read_token_docs(path)[0]
+
+
+def _label(value: Any, where: str) -> int | None:
+    if not isinstance(value, dict) or "label" not in value:
+        return None
+    lab = value["label"]
+    if lab not in (0, 1) or type(lab) not in (int, bool):
+        raise BadInputError(f"{where}: label must be 0 (non-member) or 1 (member); got {lab!r}")
+    return int(lab)
+
+
+def read_token_docs(path: str | Path) -> tuple[list[np.ndarray], list[int] | None]:
+    """The documents of a token-id file and their ``label`` (0/1, .jsonl objects), if given.
+
+    Labels must be on every line or on none.
+    """
     p = _regular_file(path, (".npy", ".jsonl"))
     if p.suffix.lower() == ".npy":
-        return _ids_from_npy(_io.load_data(p), p)
-    return [_ids_from_json(v, f"{p}: line {i}") for i, v in read_jsonl(p)]
+        return _ids_from_npy(_io.load_data(p), p), None
+    lines = read_jsonl(p)
+    docs = [_ids_from_json(v, f"{p}: line {i}") for i, v in lines]
+    labels = [_label(v, f"{p}: line {i}") for i, v in lines]
+    missing = [i for (i, _), lab in zip(lines, labels) if lab is None]
+    if len(missing) == len(lines):
+        return docs, None
+    if missing:
+        raise BadInputError(f"{p}: line {missing[0]} has no label but others do")
+    return docs, [int(lab) for lab in labels if lab is not None]
 
 
 def token_counts(
