@@ -3,17 +3,17 @@
     python examples/tiny-lm/train.py            # the full sweep (prints how long it took)
     python examples/tiny-lm/train.py --quick    # a short run (the test suite runs this)
 
-Each model size is trained with ``transformers.Trainer`` on a byte-level tokenisation of the
-generated corpus (see README.md), its loss computed by xent (``xhf.patch``, no logits formed),
-with ``EstimatorCallback`` logging RankMe and token entropy; the final held-out losses of the
-sweep are fitted with ``xent_core.scaling_model("power-law")`` and plotted.
+Each model size is trained with ``transformers.Trainer`` on a byte-level tokenisation of Jane
+Austen's *Northanger Abbey* (``data/``, public domain, see ``data/README.md``), its loss computed
+by xent (``xhf.patch``, no logits formed), with ``EstimatorCallback`` logging RankMe and token
+entropy; the final held-out losses of the sweep are fitted with
+``xent_core.scaling_model("power-law")`` and plotted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from pathlib import Path
 
@@ -22,22 +22,16 @@ import torch
 import xent_core
 from xent_core.integrations import transformers as xhf
 
-SUBJECTS = ["the miller", "a sailor", "the old queen", "my cousin", "the clerk", "a fox"]
-VERBS = ["found", "carried", "painted", "sold", "watched", "lost", "mended"]
-OBJECTS = ["a lantern", "the red boat", "seven apples", "the letter", "a silver key", "bread"]
-PLACES = ["by the river", "at dawn", "in the market", "under the bridge", "near the mill"]
+TEXT = Path(__file__).resolve().parent / "data" / "northanger_abbey.txt"
+
+# widths (hidden size; 2 layers each), optimiser steps, sequences per step, bytes per sequence
+QUICK = {"widths": [8, 16, 24, 32], "steps": 12, "batch": 8, "length": 64, "eval_rows": 64}
+FULL = {"widths": [16, 32, 64, 96, 128], "steps": 800, "batch": 8, "length": 128, "eval_rows": 0}
 
 
-def corpus(n_sentences: int, seed: int = 0) -> str:
-    """A generated corpus: sentences of a small grammar with agreement and repetition."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n_sentences):
-        s = f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}"
-        if rng.random() < 0.6:
-            s += f" {rng.choice(PLACES)}"
-        out.append(s[0].upper() + s[1:] + ".")
-    return " ".join(out)
+def load_text(path: Path = TEXT) -> str:
+    """The shipped corpus as one string (ASCII, so one byte is one character)."""
+    return path.read_text(encoding="utf-8")
 
 
 class Bytes(torch.utils.data.Dataset):
@@ -55,7 +49,7 @@ class Bytes(torch.utils.data.Dataset):
         return {"input_ids": row, "attention_mask": torch.ones_like(row), "labels": row}
 
 
-def model_of(width: int, layers: int) -> torch.nn.Module:
+def model_of(width: int, layers: int, length: int) -> torch.nn.Module:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
@@ -65,7 +59,7 @@ def model_of(width: int, layers: int) -> torch.nn.Module:
         num_hidden_layers=layers,
         num_attention_heads=max(1, width // 16),
         num_key_value_heads=max(1, width // 16),
-        max_position_embeddings=128,
+        max_position_embeddings=length,
         pad_token_id=0,
         bos_token_id=1,
         eos_token_id=2,
@@ -75,18 +69,38 @@ def model_of(width: int, layers: int) -> torch.nn.Module:
     return xhf.patch(model, loss="linear-cross-entropy(z_loss=1e-4)")
 
 
-def train_one(width: int, layers: int, steps: int, data: Bytes, held: Bytes, out: Path) -> dict:
+def held_out_loss(model: torch.nn.Module, held: Bytes, rows: int) -> float:
+    """Mean next-byte loss (nats) over the held-out windows (``rows`` of them; 0: all)."""
+    data = held.rows[:rows] if rows else held.rows
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in data.split(32):
+            n = batch.numel() - len(batch)  # predicted positions
+            total += float(model(input_ids=batch, labels=batch).loss) * n
+            count += n
+    return total / count
+
+
+def train_one(width: int, cfg: dict, data: Bytes, held: Bytes, out: Path) -> dict:
     from transformers import Trainer, TrainingArguments
 
-    model = model_of(width, layers)
-    n_params = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n)
+    start = time.perf_counter()
+    steps = cfg["steps"]
+    model = model_of(width, 2, cfg["length"])
+    # non-embedding parameters: the input embedding and the output layer are not counted
+    n_params = sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if "embed_tokens" not in n and "lm_head" not in n
+    )
     args = TrainingArguments(
         output_dir=str(out / f"w{width}"),
-        per_device_train_batch_size=8,
+        per_device_train_batch_size=cfg["batch"],
         max_steps=steps,
         learning_rate=3e-3,
         lr_scheduler_type="cosine",
-        warmup_steps=max(1, steps // 10),
+        warmup_steps=max(1, steps // 20),
         logging_steps=max(1, steps // 4),
         report_to=[],
         use_cpu=True,
@@ -94,33 +108,59 @@ def train_one(width: int, layers: int, steps: int, data: Bytes, held: Bytes, out
         disable_tqdm=True,
         seed=0,
     )
-    callback = xhf.EstimatorCallback(["rankme", "token-entropy"], every_n_steps=max(1, steps // 4))
-    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[callback])
+    trainer = Trainer(model=model, args=args, train_dataset=data)
+    xhf.EstimatorCallback(["rankme", "token-entropy"], every_n_steps=max(1, steps // 4)).attach(
+        trainer
+    )
     trainer.train()
-    model.eval()
-    with torch.no_grad():
-        batch = held.rows[:32]
-        loss = float(model(input_ids=batch, labels=batch).loss)
-    logged = [h for h in trainer.state.log_history if "xent/rankme" in h]
-    return {"width": width, "N": n_params, "loss": loss, "logged": logged}
+    history = trainer.state.log_history
+    return {
+        "width": width,
+        "N": n_params,
+        "loss": held_out_loss(model, held, cfg["eval_rows"]),
+        "train_losses": [h["loss"] for h in history if "loss" in h],
+        "logged": [h for h in history if "xent/rankme" in h],
+        "seconds": time.perf_counter() - start,
+    }
 
 
-def main(quick: bool = False, out: str = "tiny-lm-out") -> dict:
+def main(quick: bool = False, out: str = "tiny-lm-out", threads: int = 1) -> dict:
+    """Train the sweep, fit and plot it; returns what ``result.json`` holds.
+
+    Args:
+        quick: the short configuration (``QUICK``) instead of ``FULL``.
+        out: the output folder (``scaling.png``, ``result.json``).
+        threads: torch CPU threads while training (models this small run fastest on one,
+            several times faster than on two when other processes share the cores).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _sweep(QUICK if quick else FULL, Path(out))
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _sweep(cfg: dict, out_dir: Path) -> dict:
     start = time.perf_counter()
-    out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = corpus(300 if quick else 20000)
-    cut = int(len(text) * 0.9)
-    data, held = Bytes(text[:cut], 64), Bytes(text[cut:], 64)
-    widths = [8, 16, 24, 32] if quick else [16, 32, 64, 96, 128]
-    steps = 12 if quick else 600
-    runs = [train_one(w, 2, steps, data, held, out_dir) for w in widths]
+    text = load_text()
+    cut = int(len(text) * 0.9)  # the last 10% of the novel is held out
+    data, held = Bytes(text[:cut], cfg["length"]), Bytes(text[cut:], cfg["length"])
+    runs = []
+    for width in cfg["widths"]:
+        runs.append(train_one(width, cfg, data, held, out_dir))
+        r = runs[-1]
+        print(f"width {width:4d}  N {r['N']:8d}  held-out {r['loss']:.4f}  ({r['seconds']:.0f} s)")
     law = xent_core.scaling_model("power-law", x="N")
     fit = law.fit({"N": [r["N"] for r in runs], "loss": [r["loss"] for r in runs]})
     plot = out_dir / "scaling.png"
     fit.plot(str(plot))
     result = {
-        "runs": [{k: r[k] for k in ("width", "N", "loss")} for r in runs],
+        "config": cfg,
+        "runs": [
+            {k: r[k] for k in ("width", "N", "loss", "train_losses", "seconds")} for r in runs
+        ],
         "estimators": {r["width"]: r["logged"][-1] for r in runs if r["logged"]},
         "fit": {k: float(v) for k, v in dict(fit.params).items()},
         "plot": str(plot),
@@ -134,9 +174,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the short run of the test suite")
     parser.add_argument("--out", default="tiny-lm-out", help="output folder (plot, result.json)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ns = parser.parse_args()
-    res = main(ns.quick, ns.out)
-    for r in res["runs"]:
-        print(f"width {r['width']:4d}  N {r['N']:8d}  held-out loss {r['loss']:.4f} nats/byte")
+    res = main(ns.quick, ns.out, ns.threads)
     print("power-law fit:", res["fit"], "plot:", res["plot"])
     print(f"took {res['seconds']:.1f} s")

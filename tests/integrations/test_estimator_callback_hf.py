@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 
@@ -70,8 +71,12 @@ def test_callback_logs_reach_log_history_and_reporters(tmp_path, family, patch):
     )
     reporter = Reporter()
     cb = xhf.EstimatorCallback(["rankme", "token-entropy"], every_n_steps=2, max_rows=1000)
-    trainer = Trainer(model=model, args=args, train_dataset=RaggedRows(), callbacks=[reporter, cb])
-    trainer.train()
+    trainer = Trainer(model=model, args=args, train_dataset=RaggedRows(), callbacks=[reporter])
+    assert cb.attach(trainer) is trainer and cb.attach(trainer) is trainer  # idempotent
+    assert sum(c is cb for c in trainer.callback_handler.callbacks) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # attached: no fallback warning
+        trainer.train()
     history = [h for h in trainer.state.log_history if "loss" in h]
     reported = [r for r in reporter.logs if "loss" in r]
     assert [h["step"] for h in history] == [1, 2, 3]
@@ -84,6 +89,55 @@ def test_callback_logs_reach_log_history_and_reporters(tmp_path, family, patch):
             assert logs["xent/rankme"] == pytest.approx(_rankme(h_rows), rel=1e-4)
             assert logs["xent/token-entropy"] == pytest.approx(ent, rel=1e-4)
     assert "xent/rankme" not in history[1] and "xent/rankme" not in reported[1]
+
+
+def _trainer(tmp_path, model, callbacks, steps):
+    from transformers import Trainer, TrainingArguments
+
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2,
+        max_steps=steps,
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+    )
+    return Trainer(model=model, args=args, train_dataset=RaggedRows(), callbacks=callbacks)
+
+
+def test_callback_without_attach_still_fills_log_history_and_warns(tmp_path):
+    from transformers import TrainerCallback
+
+    class Reporter(TrainerCallback):  # listed before the callback: cannot see its values
+        def __init__(self):
+            self.logs = []
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            self.logs.append(dict(logs))
+
+    model = xhf.patch(tiny_model("llama").train())
+    reporter = Reporter()
+    cb = xhf.EstimatorCallback(["rankme"])
+    trainer = _trainer(tmp_path, model, [reporter, cb], steps=2)
+    with pytest.warns(UserWarning, match="attach"):
+        trainer.train()
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    assert all(h["xent/rankme"] >= 1.0 for h in history) and len(history) == 2
+    assert not any("xent/rankme" in r for r in reporter.logs)
+
+
+def test_attach_refuses_what_is_not_a_trainer(tmp_path):
+    from xent_core import BadInputError
+
+    cb = xhf.EstimatorCallback(["rankme"])
+    with pytest.raises(BadInputError):
+        cb.attach(object())
+    model = xhf.patch(tiny_model("llama"))
+    cb.attach(_trainer(tmp_path, model, [], steps=1))
+    with pytest.raises(BadInputError, match="another trainer"):
+        cb.attach(_trainer(tmp_path, model, [], steps=1))
 
 
 def test_callback_checks_its_parameters():
