@@ -16,7 +16,16 @@ Usage::
     python benchmarks/integrations_memory.py patch --n 2048
     python benchmarks/integrations_memory.py gkd --n 512 --n 1024 --markdown
 
-The CPU may be shared with other jobs: compare ratios from one side-by-side run.
+The one GKD cell that needs a quiet machine (TRL's path holds about 17 GiB at V=128256, N=2048),
+side by side with xent's, each in a fresh process, the results kept in a JSON file::
+
+    python benchmarks/integrations_memory.py gkd --n 2048 --repeats 0 --min-free-gib 20 \
+        --markdown --json gkd-n2048.json
+
+A variant whose process fails (killed for memory, say) is reported as failed with its exit
+status, and the others still run; ``--min-free-gib`` skips a variant, saying so, when the machine
+has less memory available (``MemAvailable``) than that just before it starts. The CPU may be
+shared with other jobs: compare ratios from one side-by-side run.
 """
 
 from __future__ import annotations
@@ -121,15 +130,42 @@ def child(args: argparse.Namespace) -> dict:
     }
 
 
+def available_mib() -> float | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in MiB (None where there is no such file)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def run_variant(args: argparse.Namespace, variant: str, n: int) -> dict:
+    free = available_mib()
+    row = {"variant": variant, "n": n, "available_mib": free}
+    if args.min_free_gib and free is not None and free < args.min_free_gib * 1024:
+        print(
+            f"skipped {variant} N={n}: {free / 1024:.1f} GiB available < --min-free-gib "
+            f"{args.min_free_gib}",
+            file=sys.stderr,
+        )
+        return {**row, "failed": "skipped: not enough free memory"}
     cmd = [
         sys.executable, os.path.abspath(__file__), args.what, "--child", variant,
         "--n", str(n), "--d", str(args.d), "--teacher-d", str(args.teacher_d),
         "--v", str(args.v), "--repeats", str(args.repeats),
         *(("--chunk-size", str(args.chunk_size)) if args.chunk_size else ()),
     ]  # fmt: skip
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:  # -9: killed, usually for memory
+        print(
+            f"{variant} N={n} failed (exit {out.returncode}):\n{out.stderr[-2000:]}",
+            file=sys.stderr,
+        )
+        return {**row, "failed": f"exit status {out.returncode}"}
+    return {**row, **json.loads(out.stdout.strip().splitlines()[-1])}
 
 
 def main() -> None:
@@ -144,6 +180,9 @@ def main() -> None:
     p.add_argument(
         "--chunk-size", type=int, help="linear-jsd chunk_size (xent-gkd; default: its own)"
     )
+    p.add_argument(
+        "--min-free-gib", type=float, help="skip a variant when less memory is available"
+    )
     p.add_argument("--json", help="write full results here")
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -153,15 +192,20 @@ def main() -> None:
         print(json.dumps(child(args)))
         return
     env = environment()
+    free = available_mib()
+    env["mem_available_gib"] = round(free / 1024, 1) if free is not None else None
     ns = args.n or [2048]
     variants = args.variants.split(",") if args.variants else VARIANTS[args.what]
     rows = [run_variant(args, v, n) for n in ns for v in variants]
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"args": vars(args), "env": env, "rows": rows}, fh, indent=2)
-    base = {r["n"]: r for r in rows if r["variant"] == variants[0]}
+    base = {r["n"]: r for r in rows if r["variant"] == variants[0] and "failed" not in r}
     print(f"{'variant':<12} {'N':>6} {'extra MiB':>10} {'ratio':>7} {'median s':>9} {'loss':>12}")
     for r in rows:
+        if "failed" in r:
+            print(f"{r['variant']:<12} {r['n']:>6} {r['failed']}")
+            continue
         b = base.get(r["n"])
         ratio = r["extra_mib"] / b["extra_mib"] if b else float("nan")
         print(
@@ -170,6 +214,8 @@ def main() -> None:
         )
     if args.markdown:
         print(f"\nV={args.v}, D={args.d} (teacher {args.teacher_d}), fp32, {env}")
+    if any("failed" in r for r in rows):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
