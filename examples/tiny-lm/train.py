@@ -26,7 +26,7 @@ TEXT = Path(__file__).resolve().parent / "data" / "northanger_abbey.txt"
 
 # widths (hidden size; 2 layers each), optimiser steps, sequences per step, bytes per sequence
 QUICK = {"widths": [8, 16, 24, 32], "steps": 12, "batch": 8, "length": 64, "eval_rows": 64}
-FULL = {"widths": [16, 32, 64, 96, 128], "steps": 800, "batch": 8, "length": 128, "eval_rows": 0}
+FULL = {"widths": [16, 32, 48, 64, 96], "steps": 400, "batch": 8, "length": 128, "eval_rows": 0}
 
 
 def load_text(path: Path = TEXT) -> str:
