@@ -18,9 +18,9 @@ def blocks():
     return [b for b in found if "import transformers as xhf" in b]
 
 
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(3))
 def test_doc_example_runs(index, tmp_path, monkeypatch):
     code = blocks()
-    assert len(code) >= 4, "docs/integrations.md lost its transformers/TRL examples"
+    assert len(code) >= 3, "docs/integrations.md lost its transformers/TRL examples"
     monkeypatch.chdir(tmp_path)
     exec(compile(code[index], f"docs/integrations.md[{index}]", "exec"), {"__name__": "__doc__"})

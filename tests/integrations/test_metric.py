@@ -219,4 +219,6 @@ def test_docs_examples_of_the_metric_and_the_callbacks_run():
     for code in mine:
         scope: dict = {"__name__": "__doc__"}
         exec(compile(code, "docs/integrations.md", "exec"), scope)
-        assert "callback" in scope or "rankme" in scope
+        trainer = scope.get("trainer")  # the transformers block trains two steps
+        logged = trainer.state.log_history[0] if trainer is not None else {}
+        assert "callback" in scope or "rankme" in scope or "xent/rankme" in logged
