@@ -38,12 +38,12 @@ def reference_neg_log_freq(ref_counts: Any, smoothing: str = "laplace") -> np.nd
     if not np.isfinite(c).all() or (c < 0).any():
         raise BadInputError("ref_counts must be finite counts >= 0")
     if smoothing == "laplace":
-        return math.log(c.sum() + c.size) - np.log1p(c)
+        return np.asarray(math.log(c.sum() + c.size) - np.log1p(c), dtype=np.float64)
     total = c.sum()
     if total <= 0:
         raise BadInputError("ref_counts are all zero: the unsmoothed frequencies are undefined")
     with np.errstate(divide="ignore"):
-        return math.log(total) - np.log(c)
+        return np.asarray(math.log(total) - np.log(c), dtype=np.float64)
 
 
 class DCPDD:

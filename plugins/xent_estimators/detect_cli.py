@@ -132,20 +132,16 @@ def detect(
         int(batch.ids[batch.mask].max()),
     )  # fmt: skip
     scores: dict[str, Any] = {}
+    est: Any  # the registry's Estimator protocol does not list these estimators' keywords
     if counts is not None:
         est = xent_core.estimator("dc-pdd", ref_counts=counts, a=a)
         scores["dc-pdd"] = est(batch.logprobs, batch.ids, mask=batch.mask, details=True)[1]
-    scores["min-k"] = xent_core.estimator("min-k-prob", k=k)(
-        batch.logprobs, mask=batch.mask, details=True
-    )[1]
+    est = xent_core.estimator("min-k-prob", k=k)
+    scores["min-k"] = est(batch.logprobs, mask=batch.mask, details=True)[1]
     if batch.entropy is not None and batch.var_logp is not None:
-        scores["min-k++"] = xent_core.estimator("min-k-prob", k=k, variant="min-k++")(
-            batch.logprobs,
-            mask=batch.mask,
-            entropy=batch.entropy,
-            var_logp=batch.var_logp,
-            details=True,
-        )[1]
+        est = xent_core.estimator("min-k-prob", k=k, variant="min-k++")
+        moments = {"entropy": batch.entropy, "var_logp": batch.var_logp}
+        scores["min-k++"] = est(batch.logprobs, mask=batch.mask, details=True, **moments)[1]
     per_doc = {m: np.asarray(d["scores"]) for m, d in scores.items()}
     documents = [
         {

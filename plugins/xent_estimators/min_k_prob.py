@@ -141,13 +141,13 @@ class MinKProb:
             raise BadInputError("pass entropy= or mu= (mu = -entropy), not both")
         if var_logp is not None and sigma is not None:
             raise BadInputError("pass var_logp= or sigma= (sigma = sqrt(var_logp)), not both")
-        m = ("mu", mu) if mu is not None else ("entropy", entropy) if entropy is not None else None
-        s = (
-            ("sigma", sigma)
-            if sigma is not None
-            else (("var_logp", var_logp) if var_logp is not None else None)
-        )
-        return x, m, s
+        given_mu: _Given | None = ("mu", mu) if mu is not None else None
+        if entropy is not None:
+            given_mu = ("entropy", entropy)
+        given_sigma: _Given | None = ("sigma", sigma) if sigma is not None else None
+        if var_logp is not None:
+            given_sigma = ("var_logp", var_logp)
+        return x, given_mu, given_sigma
 
     def __call__(
         self,
