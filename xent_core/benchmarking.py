@@ -10,9 +10,13 @@ region so that the memory figure is what the variant needs beyond its inputs and
 The worker (``python -m xent_core.benchmarking --suite MOD --case NAME --variant V ...``) runs in
 a fresh process: it builds the inputs, records the peak resident set (``getrusage``) after
 allocating and freeing the gradient-size buffers, runs ``step`` once (warm-up; its peak over
-that floor is the memory figure), then times ``step`` with ``torch.utils.benchmark.Timer``
-(median) and saves the outputs so the parent can compare variants. torch is imported only in
-the worker and when comparing; this module imports nothing heavy at import time.
+that floor is the memory figure). Times come from one more process per case, the ``pair``
+variant (:mod:`xent_core._bench_pair`): xent, its peer and optionally ``torch.compile`` of
+xent, built side by side and timed in alternating rounds with ``torch.utils.benchmark.Timer``
+(process CPU clock by default), so a load change on a shared machine hits both; it also
+compares their outputs. The ``checks`` variant times xent with input checks off and on against
+one ``amax`` pass over the logits. torch is imported only in the workers; this module imports
+nothing heavy at import time.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import platform
 import resource
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +44,7 @@ __all__ = [
     "run_suite",
 ]
 
-VARIANTS = ("xent", "peer", "compiled")
+VARIANTS = ("xent", "peer", "compiled", "pair", "checks")
 
 
 @dataclass
@@ -100,6 +103,11 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     case = _load_suite(args.suite)[args.case]
     size = json.loads(args.size)
+    if args.variant in ("pair", "checks"):
+        from . import _bench_pair
+
+        work = _bench_pair.pair_worker if args.variant == "pair" else _bench_pair.checks_worker
+        return work(case, size, args)
     make_variant = "xent" if args.variant == "compiled" else args.variant
     with xent_core.input_checks(args.checks):
         step, grad_like = case.make(make_variant, size, args.dtype, args.seed)
@@ -113,31 +121,14 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
         gc.collect()
         outputs = step()
         peak = peak_rss_mb() - floor
-        timer = Timer(stmt="step()", globals={"step": step}, num_threads=args.threads)
-        measurement = timer.blocked_autorange(min_run_time=args.min_time)
+        result: dict[str, Any] = {"peak_mb": peak}
+        if args.min_time > 0:
+            timer = Timer(stmt="step()", globals={"step": step}, num_threads=args.threads)
+            measurement = timer.blocked_autorange(min_run_time=args.min_time)
+            result.update(median_s=measurement.median, runs=len(measurement.times))
     if args.save:
         torch.save([o.detach().double().cpu() for o in outputs], args.save)
-    return {"median_s": measurement.median, "peak_mb": peak, "runs": len(measurement.times)}
-
-
-def _max_rel_diff(a: Sequence[Any], b: Sequence[Any]) -> float:
-    """Max over the outputs of ``max|a - b| / max|b|``."""
-    worst = 0.0
-    for x, y in zip(a, b, strict=True):
-        scale = float(y.abs().max()) if y.numel() else 0.0
-        diff = float((x - y).abs().max()) if y.numel() else 0.0
-        worst = max(worst, diff / (scale if scale > 0 else 1.0))
-    return worst
-
-
-def _compare_in_subprocess(a: str, b: str, timeout: float = 600.0) -> float | None:
-    """``max_rel_diff`` of two saved output lists, computed in a fresh process."""
-    cmd = [sys.executable, "-m", "xent_core.benchmarking", "compare", a, b]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        return float(json.loads(proc.stdout.strip().splitlines()[-1])["max_rel_diff"])
-    except (subprocess.TimeoutExpired, ValueError, IndexError, KeyError):
-        return None
+    return result
 
 
 def run_case(
@@ -153,8 +144,14 @@ def run_case(
     checks: bool = False,
     save: str | None = None,
     timeout: float = 600.0,
+    repeats: int = 5,
+    clock: str = "cpu",
+    compiled: bool = False,
 ) -> dict[str, Any]:
-    """Run one variant in a fresh process; return its result (or ``{"error": ...}``)."""
+    """Run one variant in a fresh process; return its result (or ``{"error": ...}``).
+
+    ``repeats``, ``clock`` and ``compiled`` apply to the ``pair`` and ``checks`` variants.
+    """
     cmd = [
         sys.executable,
         "-m",
@@ -175,7 +172,13 @@ def run_case(
         str(threads),
         "--min-time",
         str(min_time),
+        "--repeats",
+        str(repeats),
+        "--clock",
+        clock,
     ]
+    if compiled:
+        cmd.append("--compiled")
     if checks:
         cmd.append("--checks")
     if save:
@@ -201,49 +204,56 @@ def run_suite(
     min_time: float = 1.0,
     checks: bool = False,
     compiled: bool = True,
+    repeats: int = 5,
+    clock: str = "cpu",
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every case (or those in ``names``): xent, peer and optionally compiled; one row each.
+    """Every case (or those in ``names``): one row each.
 
-    This parent process never imports torch nor loads outputs: on Linux a child's peak RSS
-    starts at its parent's (``ru_maxrss`` survives ``exec``), so a big parent would hide the
-    workers' peaks. Outputs are compared in a separate process.
+    Three fresh processes per case: the peak memory of xent, that of the peer, then the
+    ``pair`` process that times xent, the peer (and ``torch.compile`` of xent where the case
+    asks for it) in ``repeats`` alternating rounds of about ``min_time / repeats`` seconds each
+    and compares their outputs. This parent process never imports torch: on Linux a child's
+    peak RSS starts at its parent's (``ru_maxrss`` survives ``exec``), so a big parent would
+    hide the workers' peaks.
     """
     cases = _load_suite(suite)
+    common = {"dtype": dtype, "threads": threads, "checks": checks}
     rows = []
     for name in names or list(cases):
         case = cases[name]
         case_size = {**case.size, **(size or {})}
         row: dict[str, Any] = {"case": name, "component": case.component, "peer_name": case.peer}
         row["size"] = case_size
-        with tempfile.TemporaryDirectory() as tmp:
-            saved = {}
-            variants = ["xent", "peer"] + (["compiled"] if compiled and case.compiled else [])
-            for variant in variants:
-                path = os.path.join(tmp, f"{variant}.pt")
-                result = run_case(
-                    suite,
-                    name,
-                    variant,
-                    size=case_size,
-                    dtype=dtype,
-                    threads=threads,
-                    min_time=min_time,
-                    checks=checks,
-                    save=path,
-                )
-                row[variant] = result
-                if "error" not in result:
-                    saved[variant] = path
-            if "xent" in saved and "peer" in saved:
-                row["max_rel_diff"] = _compare_in_subprocess(saved["xent"], saved["peer"])
-        x, p = row.get("xent", {}), row.get("peer", {})
-        if "median_s" in x and "median_s" in p:
-            row["time_ratio"] = x["median_s"] / p["median_s"]
+        for variant in ("xent", "peer"):
+            row[variant] = run_case(suite, name, variant, size=case_size, min_time=0, **common)
+        with_compiled = compiled and case.compiled
+        timed = run_case(
+            suite,
+            name,
+            "pair",
+            size=case_size,
+            min_time=min_time,
+            repeats=repeats,
+            clock=clock,
+            compiled=with_compiled,
+            **common,
+        )
+        if "error" in timed:
+            for variant in ("xent", "peer"):
+                row[variant].setdefault("error", timed["error"])
+        else:
+            for variant in ("xent", "peer", "compiled"):
+                if variant in timed:
+                    row.setdefault(variant, {}).update(timed[variant])
+            row["max_rel_diff"] = timed.get("max_rel_diff")
+            row["time_ratio"] = timed["time"].get("ratio")
+            row["time_ratio_range"] = (timed["time"].get("lo"), timed["time"].get("hi"))
+            if with_compiled:
+                row["compiled_over_eager"] = timed["compiled_over_eager"].get("ratio")
+        x, p = row["xent"], row["peer"]
+        if "peak_mb" in x and "peak_mb" in p:
             row["memory_ratio"] = x["peak_mb"] / p["peak_mb"] if p["peak_mb"] > 0 else None
-        c = row.get("compiled", {})
-        if "median_s" in c and "median_s" in x:
-            row["compiled_over_eager"] = c["median_s"] / x["median_s"]
         rows.append(row)
         if on_row is not None:
             on_row(row)
@@ -268,6 +278,12 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _spread(lo_hi: Any) -> str:
+    if not lo_hi or None in lo_hi:
+        return ""
+    return f" ({lo_hi[0]:.2f}-{lo_hi[1]:.2f})"
+
+
 def table_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
     """The report's rows as strings, in :data:`HEADERS` order."""
     out = []
@@ -278,7 +294,7 @@ def table_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
             [
                 r["case"],
                 r["peer_name"] if not error else f"{r['peer_name']} (failed: {error})",
-                _fmt(r.get("time_ratio"), ".2f"),
+                _fmt(r.get("time_ratio"), ".2f") + _spread(r.get("time_ratio_range")),
                 _fmt(r.get("memory_ratio"), ".2f"),
                 _fmt(r.get("max_rel_diff"), ".1e"),
                 _fmt(x.get("median_s") and 1e3 * x["median_s"], ".1f"),
@@ -349,9 +365,11 @@ def run_and_print(
         table.add_row(*r)
     console.print(table)
     console.print(
-        f"ratios are xent / peer (time: median of torch.utils.benchmark.Timer; memory: peak RSS "
-        f"over inputs and gradients, fresh process each); torch {env['torch']}, "
-        f"{env['threads']} thread(s), 1-min load {env['load_1min']:.1f}"
+        f"ratios are xent / peer (time: median over {kwargs.get('repeats', 5)} alternating "
+        f"rounds in one process, {kwargs.get('clock', 'cpu')} clock, torch.utils.benchmark.Timer, "
+        f"lowest-highest round in brackets; memory: peak RSS over inputs and gradients, fresh "
+        f"process each); torch {env['torch']}, {env['threads']} thread(s), "
+        f"1-min load {env['load_1min']:.1f}"
     )
     for comp, why in sorted((unlisted or {}).items()):
         console.print(f"  no row: {comp} ({why})")
@@ -375,6 +393,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--min-time", type=float, default=1.0)
+    p.add_argument("--repeats", type=int, default=5, help="rounds of the pair/checks variants")
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    p.add_argument("--compiled", action="store_true", help="pair: also torch.compile xent")
     p.add_argument("--checks", action="store_true", help="input checks on (default off)")
     p.add_argument("--save", default=None)
     return p.parse_args(argv)
@@ -382,12 +403,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["compare"]:
-        import torch
-
-        diff = _max_rel_diff(torch.load(argv[1]), torch.load(argv[2]))
-        sys.stdout.write(json.dumps({"max_rel_diff": diff}) + "\n")
-        return 0
     args = _parse(argv)
     try:
         result = _worker(args)

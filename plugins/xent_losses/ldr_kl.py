@@ -22,12 +22,13 @@ def normalize_scores(logits: torch.Tensor, mode: str) -> torch.Tensor:
     ``abs-mean``: ``s = f / mean_k |f_k|`` (mean absolute value 1); ``none``: ``s = f``.
     """
     if mode == "softplus-mean":
-        # in log space: softplus(f) underflows to 0 below f ~ -104 in float32 (0 / 0 = NaN
-        # once a row is that negative); log softplus(f) = f to float precision below -20
-        low = logits < -20.0
-        log_sp = torch.where(low, logits, torch.log(F.softplus(logits.clamp_min(-20.0))))
-        log_mean = torch.logsumexp(log_sp, dim=-1, keepdim=True) - math.log(logits.shape[-1])
-        return torch.exp(log_sp - log_mean)
+        # softplus(f) underflows to 0 below f ~ -104 in float32 (0 / 0 = NaN once a whole row is
+        # that negative). s is unchanged by scaling softplus(f) and softplus(f - c) = e^-c
+        # softplus(f) to relative e^(f - c) < 1e-13 once f - c <= -30, so a row whose maximum is
+        # below -30 is shifted by c = max + 30 (not differentiated: a constant per row).
+        shift = (logits.detach().amax(dim=-1, keepdim=True) + 30.0).clamp_(max=0.0)
+        sp = F.softplus(logits - shift)
+        return sp / sp.mean(dim=-1, keepdim=True)
     if mode == "abs-mean":
         scale = logits.abs().mean(dim=-1, keepdim=True)
         return logits / scale.clamp_min(torch.finfo(logits.dtype).tiny)
@@ -38,8 +39,7 @@ def margin_gaps(batch: Batch, scores: torch.Tensor, margin: float) -> torch.Tens
     """(N, C) ``d_k = margin * [k != y] + s_k - s_y`` (zero at k = y)."""
     assert batch.ids is not None
     s_y = scores.gather(1, batch.ids[:, None])
-    not_y = torch.ones_like(scores).scatter_(1, batch.ids[:, None], 0.0)
-    return margin * not_y + scores - s_y
+    return (scores - (s_y - margin)).scatter_(1, batch.ids[:, None], 0.0)
 
 
 def ldr_kl_from_gaps(gaps: torch.Tensor, lam: torch.Tensor | float) -> torch.Tensor:

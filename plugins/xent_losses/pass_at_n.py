@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -40,6 +41,80 @@ def log_one_minus_target_prob(logits: torch.Tensor, ids: torch.Tensor) -> torch.
     return torch.where(log_p > half, from_others, from_p)
 
 
+def _per_item(log_p: torch.Tensor, log_1mp: torch.Tensor, n: int) -> torch.Tensor:
+    """(N,) ``-log(1 - (1 - p)^n)`` from accurate ``log p`` and ``log(1 - p)``."""
+    log_miss = n * log_1mp  # log (1 - p)^n
+    # Once p_y is tiny, (1 - p)^n rounds to 1 (p itself underflows below log p ~ -103 in
+    # float32) and log(1 - 1) = -inf; there 1 - (1 - p)^n = n p to relative error (n - 1) p / 2.
+    tiny = log_p < _TINY_LOG_P
+    exact = -log1mexp(torch.where(tiny, torch.full_like(log_miss, -1.0), log_miss))
+    return torch.where(tiny, -math.log(n) - log_p, exact)
+
+
+_BLOCK_ELEMENTS = 1 << 20  # about 4 MiB of float32 per block
+
+
+class _PassAtN(torch.autograd.Function):
+    """(N,) pass@n loss per row, one fused softmax per block of rows in each direction.
+
+    Forward, per block: ``p = softmax(z)``, ``m = max z`` and ``p_max = max p`` (so
+    ``lse = m - log p_max`` with ``p_max >= 1/C``: no underflow), ``log p_y = z_y - lse``, and
+    ``1 - p_y`` as the sum of the other classes' probabilities (no cancellation as p_y -> 1).
+    Backward: the gradient is the cross-entropy gradient ``p - onehot(y)`` times
+    ``F = n p (1 - p)^(n - 1) / (1 - (1 - p)^n)``, kept as an (N,) factor; the softmax is
+    recomputed one block at a time, so no (N, C) buffer is saved.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:  # type: ignore[override]
+        rows, c = z.shape
+        dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
+        log_p = torch.empty(rows, dtype=dtype, device=z.device)
+        p_y = torch.empty(rows, dtype=dtype, device=z.device)
+        others = torch.empty(rows, dtype=dtype, device=z.device)
+        step = max(1, _BLOCK_ELEMENTS // max(1, c))
+        for r0 in range(0, rows, step):
+            r1 = min(rows, r0 + step)
+            zb, yb = z[r0:r1], ids[r0:r1, None]
+            p = torch.softmax(zb, dim=-1, dtype=dtype)
+            lse = zb.amax(-1).to(dtype) - p.amax(-1).log()
+            log_p[r0:r1] = zb.gather(1, yb).squeeze(1).to(dtype) - lse
+            p_y[r0:r1] = p.gather(1, yb).squeeze(1)
+            others[r0:r1] = p.scatter_(1, yb, 0.0).sum(-1)
+        half = -math.log(2.0)
+        log_1mp = torch.where(log_p > half, others.log(), torch.log1p(-p_y))
+        loss = _per_item(log_p, log_1mp, n)
+        # d loss / d z = F (p - onehot(y)); log F = log n + log p + (n - 1) log(1 - p) + loss
+        if n == 1:
+            factor = torch.ones_like(loss)
+        else:
+            factor = torch.exp(math.log(n) + log_p + (n - 1) * log_1mp + loss)
+            factor = torch.where(log_p < _TINY_LOG_P, torch.ones_like(factor), factor)
+        ctx.save_for_backward(z, ids, factor)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:  # type: ignore[override]
+        z, ids, factor = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None
+        coef = g.to(factor.dtype) * factor
+        rows, c = z.shape
+        grad = torch.empty_like(z)
+        same = z.dtype == factor.dtype
+        step = max(1, _BLOCK_ELEMENTS // max(1, c))
+        for r0 in range(0, rows, step):
+            r1 = min(rows, r0 + step)
+            if same:
+                p = torch.ops.aten._softmax.out(z[r0:r1], -1, False, out=grad[r0:r1])
+            else:
+                p = torch.softmax(z[r0:r1], dim=-1, dtype=factor.dtype)
+            p.mul_(coef[r0:r1, None]).scatter_add_(1, ids[r0:r1, None], -coef[r0:r1, None])
+            if not same:
+                grad[r0:r1].copy_(p)
+        return grad, None, None
+
+
 def pass_at_n_loss(
     logits: torch.Tensor,
     targets: torch.Tensor,
@@ -49,16 +124,28 @@ def pass_at_n_loss(
     reduction: str = "mean",
 ) -> torch.Tensor:
     """Functional form of :class:`PassAtNLoss`."""
+    n = validate.integer("n", n, low=1)
+    b = prepare(
+        logits,
+        targets,
+        who=_WHO,
+        ignore_index=ignore_index,
+        soft_ok=False,
+        min_classes=2,
+        upcast=False,
+    )
+    assert b.ids is not None
+    return reduce(_PassAtN.apply(b.logits, b.ids, n), b, reduction)
+
+
+def pass_at_n_reference(
+    logits: torch.Tensor, targets: torch.Tensor, *, n: int = 4, ignore_index: int = -100
+) -> torch.Tensor:
+    """(...) per-item loss by autograd through (N, C) log-sum-exps: the general path."""
     b = prepare(logits, targets, who=_WHO, ignore_index=ignore_index, soft_ok=False, min_classes=2)
     assert b.ids is not None
-    log_miss = n * log_one_minus_target_prob(b.logits, b.ids)  # log (1 - p)^n
-    # Once p_y is tiny, (1 - p)^n rounds to 1 (p itself underflows below log p ~ -103 in
-    # float32) and log(1 - 1) = -inf; there 1 - (1 - p)^n = n p to relative error (n - 1) p / 2.
     log_p = torch.log_softmax(b.logits, dim=-1).gather(1, b.ids[:, None]).squeeze(1)
-    tiny = log_p < _TINY_LOG_P
-    exact = -log1mexp(torch.where(tiny, torch.full_like(log_miss, -1.0), log_miss))
-    per_item = torch.where(tiny, -math.log(n) - log_p, exact)  # -log(1 - (1 - p)^n)
-    return reduce(per_item, b, reduction)
+    return reduce(_per_item(log_p, log_one_minus_target_prob(b.logits, b.ids), n), b, "none")
 
 
 class PassAtNLoss(Loss):

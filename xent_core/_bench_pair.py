@@ -1,0 +1,219 @@
+"""Interleaved timing for :mod:`xent_core.benchmarking`: several variants in one process.
+
+On a shared machine the load changes from second to second, so two variants timed one after
+the other in separate processes can differ by 30 % for no reason of their own. Here the
+variants (xent, its peer, optionally ``torch.compile`` of xent) are built in one process and
+timed in ``repeats`` rounds, alternating their order each round; each round gives a ratio of
+two measurements taken seconds apart, and the reported ratio is the median over rounds, with
+the lowest and highest round as its spread. Each measurement is
+``torch.utils.benchmark.Timer.timeit`` with the process CPU clock by default (time the process
+was actually running, so waiting for a core shared with other jobs is not counted; memory
+bandwidth shared with them still is). Memory is measured elsewhere, one fresh process per
+variant. The outputs of the warm-up calls are compared here (max relative difference).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import benchmarking
+
+CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter}
+
+
+def max_rel_diff(a: Sequence[Any], b: Sequence[Any]) -> float:
+    """Max over the outputs of ``max|a - b| / max|b|`` (float64)."""
+    worst = 0.0
+    for x, y in zip(a, b, strict=True):
+        x, y = x.detach().double().cpu(), y.detach().double().cpu()
+        scale = float(y.abs().max()) if y.numel() else 0.0
+        diff = float((x - y).abs().max()) if y.numel() else 0.0
+        worst = max(worst, diff / (scale if scale > 0 else 1.0))
+    return worst
+
+
+def _number(fn: Callable[[], Any], budget: float, clock: Callable[[], float]) -> int:
+    """Calls per measurement so that one measurement lasts about ``budget`` seconds."""
+    t0 = clock()
+    fn()
+    once = max(clock() - t0, 1e-6)
+    return max(1, round(budget / once))
+
+
+def interleave(
+    fns: dict[str, Callable[[], Any]],
+    *,
+    min_time: float,
+    repeats: int,
+    clock: str = "cpu",
+    threads: int = 1,
+) -> dict[str, list[float]]:
+    """Seconds per call of each function, one entry per round, the order alternating per round."""
+    from torch.utils.benchmark import Timer
+
+    timer = CLOCKS[clock]
+    repeats = max(1, repeats)
+    budget = min_time / repeats
+    numbers = {k: _number(f, budget, timer) for k, f in fns.items()}
+    names = list(fns)
+    out: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(repeats):
+        for k in names if r % 2 == 0 else names[::-1]:
+            t = Timer(stmt="f()", globals={"f": fns[k]}, num_threads=threads, timer=timer)
+            out[k].append(t.timeit(numbers[k]).mean)
+    return out
+
+
+def summary(times: dict[str, list[float]], num: str, den: str) -> dict[str, float]:
+    """Median per-round ratio ``num / den`` with the lowest and highest round."""
+    ratios = [a / b for a, b in zip(times[num], times[den], strict=True) if b > 0]
+    if not ratios:
+        return {}
+    return {"ratio": statistics.median(ratios), "lo": min(ratios), "hi": max(ratios)}
+
+
+def pair_worker(case: Any, size: dict[str, int], args: Any) -> dict[str, Any]:
+    """xent, peer (and compiled xent) of one case in this process, timed in rotation."""
+    import torch
+
+    import xent_core
+
+    with xent_core.input_checks(args.checks):
+        steps = {}
+        outputs = {}
+        for variant in ("xent", "peer"):
+            step, _ = case.make(variant, size, args.dtype, args.seed)
+            outputs[variant] = [o.detach().clone() for o in step()]  # warm-up
+            steps[variant] = step
+        if args.compiled:
+            compiled = torch.compile(steps["xent"], backend="inductor")
+            compiled()  # compile outside the measured rounds
+            steps["compiled"] = compiled
+        times = interleave(
+            steps,
+            min_time=args.min_time,
+            repeats=args.repeats,
+            clock=args.clock,
+            threads=args.threads,
+        )
+    result: dict[str, Any] = {
+        k: {"median_s": statistics.median(v), "runs": len(v)} for k, v in times.items()
+    }
+    result["time"] = summary(times, "xent", "peer")
+    if args.compiled:
+        result["compiled_over_eager"] = summary(times, "compiled", "xent")
+    result["max_rel_diff"] = max_rel_diff(outputs["xent"], outputs["peer"])
+    return result
+
+
+def checks_worker(case: Any, size: dict[str, int], args: Any) -> dict[str, Any]:
+    """xent with input checks off and on, and one ``amax`` pass over the logits, in rotation.
+
+    The cost of the checks is reported as (on - off) per round, over the time of one reduction
+    pass over the same logits (the issue's budget: at most one such pass).
+    """
+    import torch
+
+    import xent_core
+
+    step, grad_like = case.make("xent", size, args.dtype, args.seed)
+    logits = grad_like[0].detach()
+
+    def off() -> Any:
+        with xent_core.input_checks(False):
+            return step()
+
+    def on() -> Any:
+        with xent_core.input_checks(True):
+            return step()
+
+    def one_pass() -> Any:
+        return torch.amax(logits, dim=-1)
+
+    for fn in (off, on, one_pass):
+        fn()
+    times = interleave(
+        {"off": off, "on": on, "pass": one_pass},
+        min_time=args.min_time,
+        repeats=args.repeats,
+        clock=args.clock,
+        threads=args.threads,
+    )
+    extra = [a - b for a, b in zip(times["on"], times["off"], strict=True)]
+    ratios = [e / p for e, p in zip(extra, times["pass"], strict=True) if p > 0]
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "off_s": med["off"],
+        "on_s": med["on"],
+        "extra_s": statistics.median(extra),
+        "pass_s": med["pass"],
+        "extra_over_pass": statistics.median(ratios) if ratios else None,
+        "lo": min(ratios) if ratios else None,
+        "hi": max(ratios) if ratios else None,
+        "rounds": len(extra),
+    }
+
+
+# ---------------------------------------------------------------- parent side (no torch)
+def run_checks_cost(
+    suite: str,
+    names: Sequence[str],
+    *,
+    dtype: str = "fp32",
+    size: dict[str, int] | None = None,
+    threads: int = 1,
+    min_time: float = 1.0,
+    repeats: int = 5,
+    clock: str = "cpu",
+) -> list[dict[str, Any]]:
+    """Per case: xent with checks off and on and one ``amax`` pass, timed in rotation."""
+    cases = benchmarking._load_suite(suite)
+    rows = []
+    for name in names:
+        case_size = {**cases[name].size, **(size or {})}
+        result = benchmarking.run_case(
+            suite,
+            name,
+            "checks",
+            size=case_size,
+            dtype=dtype,
+            threads=threads,
+            min_time=min_time,
+            repeats=repeats,
+            clock=clock,
+        )
+        rows.append({"case": name, "size": case_size, **result})
+    return rows
+
+
+CHECKS_HEADERS = (
+    "case",
+    "checks off ms",
+    "checks on ms",
+    "extra ms",
+    "one amax pass ms",
+    "extra / one pass",
+)
+
+
+def checks_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Markdown table lines of :func:`run_checks_cost` rows."""
+    lines = ["| " + " | ".join(CHECKS_HEADERS) + " |", "|" + "---|" * len(CHECKS_HEADERS)]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['case']} | failed: {r['error']} |" + " - |" * 4)
+            continue
+        spread = f" ({benchmarking._fmt(r['lo'], '.2f')} to {benchmarking._fmt(r['hi'], '.2f')})"
+        cells = [
+            r["case"],
+            benchmarking._fmt(1e3 * r["off_s"], ".2f"),
+            benchmarking._fmt(1e3 * r["on_s"], ".2f"),
+            benchmarking._fmt(1e3 * r["extra_s"], ".2f"),
+            benchmarking._fmt(1e3 * r["pass_s"], ".2f"),
+            benchmarking._fmt(r["extra_over_pass"], ".2f") + spread,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
