@@ -76,7 +76,11 @@ def summary(times: dict[str, list[float]], num: str, den: str) -> dict[str, floa
 
 
 def pair_worker(case: Any, size: dict[str, int], args: Any) -> dict[str, Any]:
-    """xent, peer (and compiled xent) of one case in this process, timed in rotation."""
+    """xent, peer (and compiled xent) of one case in this process, timed in rotation.
+
+    xent is built and run first, so the peak memory of its first call is measured here as in a
+    fresh process; the peer's memory needs a process of its own.
+    """
     import torch
 
     import xent_core
@@ -84,9 +88,14 @@ def pair_worker(case: Any, size: dict[str, int], args: Any) -> dict[str, Any]:
     with xent_core.input_checks(args.checks):
         steps = {}
         outputs = {}
+        result: dict[str, Any] = {}
         for variant in ("xent", "peer"):
-            step, _ = case.make(variant, size, args.dtype, args.seed)
-            outputs[variant] = [o.detach().clone() for o in step()]  # warm-up
+            step, grad_like = case.make(variant, size, args.dtype, args.seed)
+            if variant == "xent":  # first in this fresh process: its peak memory is its own
+                result["xent_peak_mb"], out = benchmarking.peak_over_floor(step, grad_like)
+            else:
+                out = step()
+            outputs[variant] = [o.detach().clone() for o in out]  # warm-up
             steps[variant] = step
         if args.compiled:
             compiled = torch.compile(steps["xent"], backend="inductor")
@@ -99,9 +108,9 @@ def pair_worker(case: Any, size: dict[str, int], args: Any) -> dict[str, Any]:
             clock=args.clock,
             threads=args.threads,
         )
-    result: dict[str, Any] = {
-        k: {"median_s": statistics.median(v), "runs": len(v)} for k, v in times.items()
-    }
+    for k, v in times.items():
+        result[k] = {"median_s": statistics.median(v), "runs": len(v)}
+    result["xent"]["peak_mb"] = result.pop("xent_peak_mb")
     result["time"] = summary(times, "xent", "peer")
     if args.compiled:
         result["compiled_over_eager"] = summary(times, "compiled", "xent")

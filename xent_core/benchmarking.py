@@ -88,12 +88,31 @@ def environment() -> dict[str, Any]:
     }
 
 
+def peak_over_floor(
+    step: Callable[[], Sequence[Any]], grad_like: Sequence[Any]
+) -> tuple[float, Sequence[Any]]:
+    """Peak RSS of ``step()`` over the floor of inputs plus gradient-size buffers, and its outputs.
+
+    Valid as the first big allocation of a fresh process (the peak RSS never goes down).
+    """
+    import gc
+
+    import torch
+
+    gc.collect()
+    buffers = [torch.zeros_like(t) for t in grad_like]
+    floor = peak_rss_mb()
+    del buffers
+    gc.collect()
+    outputs = step()
+    return peak_rss_mb() - floor, outputs
+
+
 def _load_suite(module: str) -> dict[str, BenchCase]:
     return importlib.import_module(module).bench_cases()  # type: ignore[no-any-return]
 
 
 def _worker(args: argparse.Namespace) -> dict[str, Any]:
-    import gc
 
     import torch
     from torch.utils.benchmark import Timer
@@ -114,13 +133,7 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
         if args.variant == "compiled":
             step = torch.compile(step, backend="inductor")
             step()  # compile outside the measured region (its memory is the compiler's)
-        gc.collect()
-        buffers = [torch.zeros_like(t) for t in grad_like]
-        floor = peak_rss_mb()
-        del buffers
-        gc.collect()
-        outputs = step()
-        peak = peak_rss_mb() - floor
+        peak, outputs = peak_over_floor(step, grad_like)
         result: dict[str, Any] = {"peak_mb": peak}
         if args.min_time > 0:
             timer = Timer(stmt="step()", globals={"step": step}, num_threads=args.threads)
@@ -210,8 +223,8 @@ def run_suite(
 ) -> list[dict[str, Any]]:
     """Every case (or those in ``names``): one row each.
 
-    Three fresh processes per case: the peak memory of xent, that of the peer, then the
-    ``pair`` process that times xent, the peer (and ``torch.compile`` of xent where the case
+    Two fresh processes per case: the peak memory of the peer, then the ``pair`` process that
+    measures the peak memory of xent (its first call there) and times xent, the peer (and ``torch.compile`` of xent where the case
     asks for it) in ``repeats`` alternating rounds of about ``min_time / repeats`` seconds each
     and compares their outputs. This parent process never imports torch: on Linux a child's
     peak RSS starts at its parent's (``ru_maxrss`` survives ``exec``), so a big parent would
@@ -225,8 +238,8 @@ def run_suite(
         case_size = {**case.size, **(size or {})}
         row: dict[str, Any] = {"case": name, "component": case.component, "peer_name": case.peer}
         row["size"] = case_size
-        for variant in ("xent", "peer"):
-            row[variant] = run_case(suite, name, variant, size=case_size, min_time=0, **common)
+        row["peer"] = run_case(suite, name, "peer", size=case_size, min_time=0, **common)
+        row["xent"] = {}
         with_compiled = compiled and case.compiled
         timed = run_case(
             suite,
@@ -240,8 +253,7 @@ def run_suite(
             **common,
         )
         if "error" in timed:
-            for variant in ("xent", "peer"):
-                row[variant].setdefault("error", timed["error"])
+            row["xent"]["error"] = timed["error"]
         else:
             for variant in ("xent", "peer", "compiled"):
                 if variant in timed:

@@ -35,6 +35,12 @@ def estimators(
     min_time: Annotated[
         float, typer.Option("--min-time", min=0.0, help="Seconds of timed runs per variant.")
     ] = 1.0,
+    repeats: Annotated[
+        int, typer.Option("--repeats", min=1, help="Alternating xent/peer rounds per case.")
+    ] = 5,
+    clock: Annotated[
+        str, typer.Option("--clock", help="cpu (process CPU time, default) or wall.")
+    ] = "cpu",
     json_path: Annotated[Path | None, typer.Option("--json", help="Write rows here.")] = None,
     append_docs: Annotated[
         Path | None, typer.Option("--append-docs", help="Append a Markdown section here.")
@@ -47,6 +53,8 @@ def estimators(
 
     from .bench import bench_cases
 
+    if clock not in ("cpu", "wall"):
+        raise BadParameterError(f"--clock must be cpu or wall, got {clock!r}")
     known = bench_cases()
     unknown = [c for c in case or [] if c not in known]
     if unknown:
@@ -61,6 +69,8 @@ def estimators(
         min_time=min_time,
         checks=True,
         compiled=False,
+        repeats=repeats,
+        clock=clock,
         json_path=json_path,
         append_docs=append_docs,
         note=note,

@@ -195,6 +195,25 @@ def _tvd(d: dict[str, Any]) -> Callable[[], Any]:
     return fn
 
 
+def _pld(d: dict[str, Any]) -> Callable[[], Any]:
+    """Plackett-Luce distillation written plainly (label first, then by teacher logit)."""
+    import torch.nn.functional as F
+
+    def fn() -> Any:
+        s, t, y = d["x"], d["teacher"], d["y"]
+        order = t.scatter(1, y[:, None], float("inf")).argsort(-1, descending=True)
+        ranked = s.gather(1, order)
+        weight = F.softmax(t, -1).gather(1, order)
+        suffix = ranked.flip(-1).logcumsumexp(-1).flip(-1)
+        return (weight * (suffix - ranked)).sum(-1).mean()
+
+    return fn
+
+
+def _teacher_and_targets(d: dict[str, Any]) -> dict[str, Any]:
+    return {"teacher_logits": d["teacher"], "targets": d["y"]}
+
+
 def _teacher(d: dict[str, Any]) -> dict[str, Any]:
     return {"teacher_logits": d["teacher"]}
 
@@ -303,6 +322,13 @@ def bench_cases() -> dict[str, BenchCase]:
         ),
         "tvd": _case(
             "tvd", "no peer: naive formula", _loss("tvd", extra=_teacher), _tvd, teacher=True
+        ),
+        "pld": _case(
+            "pld",
+            "argsort, gather, logcumsumexp",
+            _loss("pld", extra=_teacher_and_targets),
+            _pld,
+            teacher=True,
         ),
     }
 

@@ -46,6 +46,12 @@ def losses(
     compiled: Annotated[
         bool, typer.Option("--compiled/--no-compiled", help="Also time torch.compile (inductor).")
     ] = True,
+    repeats: Annotated[
+        int, typer.Option("--repeats", min=1, help="Alternating xent/peer rounds per case.")
+    ] = 5,
+    clock: Annotated[
+        str, typer.Option("--clock", help="cpu (process CPU time, default) or wall.")
+    ] = "cpu",
     json_path: Annotated[Path | None, typer.Option("--json", help="Write rows here.")] = None,
     append_docs: Annotated[
         Path | None, typer.Option("--append-docs", help="Append a Markdown section here.")
@@ -59,6 +65,8 @@ def losses(
 
     if dtype not in _DTYPES:
         raise BadParameterError(f"--dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    if clock not in ("cpu", "wall"):
+        raise BadParameterError(f"--clock must be cpu or wall, got {clock!r}")
     known = bench_cases()
     unknown = [c for c in case or [] if c not in known]
     if unknown:
@@ -75,6 +83,8 @@ def losses(
         min_time=min_time,
         checks=checks,
         compiled=compiled,
+        repeats=repeats,
+        clock=clock,
         json_path=json_path,
         append_docs=append_docs,
         note=note,

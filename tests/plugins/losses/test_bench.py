@@ -35,3 +35,43 @@ def test_a_tiny_run_reports_ratios_and_agreement() -> None:
     text = markdown("t", rows, {**env, "python": "3", "torch": "2"})
     assert "| cross-entropy(label_smoothing) | F.cross_entropy |" in text
     assert len(table_rows(rows)[0]) == 10
+
+
+def test_interleaved_rounds_report_a_spread_and_the_checks_cost() -> None:
+    from xent_core._bench_pair import checks_markdown, run_checks_cost
+
+    size = {"rows": 7, "cols": 11}
+    (row,) = run_suite(
+        "xent_losses.bench",
+        ["cross-entropy"],
+        size=size,
+        min_time=0.02,
+        repeats=3,
+        compiled=False,
+    )
+    lo, hi = row["time_ratio_range"]
+    assert 0 < lo <= row["time_ratio"] <= hi
+    assert row["xent"]["runs"] == row["peer"]["runs"] == 3
+    (cost,) = run_checks_cost(
+        "xent_losses.bench", ["cross-entropy"], size=size, min_time=0.02, repeats=3
+    )
+    assert "error" not in cost, cost
+    assert cost["rounds"] == 3 and cost["pass_s"] > 0 and cost["on_s"] > 0 and cost["off_s"] > 0
+    assert checks_markdown([cost])[2].startswith("| cross-entropy | ")
+
+
+def test_the_peer_table_script_replaces_only_the_marked_part(tmp_path) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "peer_table.py"
+    spec = importlib.util.spec_from_file_location("peer_table", script)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    doc = tmp_path / "b.md"
+    doc.write_text(f"before\n{mod.START}\nold\n{mod.END}\nafter\n")
+    mod.write(doc, "| new |\n", 90.0)
+    text = doc.read_text()
+    assert text.startswith("before\n") and text.endswith("after\n")
+    assert "old" not in text and "| new |" in text and "1.5 min" in text
