@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from xent_core import benchmarking as B
-from xent_core._bench_pair import checks_markdown, run_checks_cost
+from xent_core._bench_checks import checks_markdown, run_checks_cost
 
 START, END = "<!-- peer-table:start -->", "<!-- peer-table:end -->"
 SECTIONS = ("ce-fp32", "ce-bf16", "losses", "checks", "estimators")

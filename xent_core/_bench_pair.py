@@ -19,9 +19,36 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import benchmarking
-
 CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter}
+
+
+def peak_over_floor(
+    step: Callable[[], Sequence[Any]], grad_like: Sequence[Any]
+) -> tuple[float, Sequence[Any]]:
+    """Peak RSS of ``step()`` over the floor of inputs plus gradient-size buffers, and its outputs.
+
+    Valid as the first big allocation of a fresh process (the peak RSS never goes down).
+    """
+    import gc
+
+    import torch
+
+    gc.collect()
+    buffers = [torch.zeros_like(t) for t in grad_like]
+    floor = _peak_rss_mb()
+    del buffers
+    gc.collect()
+    outputs = step()
+    return _peak_rss_mb() - floor, outputs
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident set so far, MiB (as ``benchmarking.peak_rss_mb``; no import cycle)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def max_rel_diff(a: Sequence[Any], b: Sequence[Any]) -> float:
@@ -92,7 +119,7 @@ def pair_worker(case: Any, size: dict[str, int], args: Any) -> dict[str, Any]:
         for variant in ("xent", "peer"):
             step, grad_like = case.make(variant, size, args.dtype, args.seed)
             if variant == "xent":  # first in this fresh process: its peak memory is its own
-                result["xent_peak_mb"], out = benchmarking.peak_over_floor(step, grad_like)
+                result["xent_peak_mb"], out = peak_over_floor(step, grad_like)
             else:
                 out = step()
             outputs[variant] = [o.detach().clone() for o in out]  # warm-up
@@ -164,65 +191,3 @@ def checks_worker(case: Any, size: dict[str, int], args: Any) -> dict[str, Any]:
         "hi": max(ratios) if ratios else None,
         "rounds": len(extra),
     }
-
-
-# ---------------------------------------------------------------- parent side (no torch)
-def run_checks_cost(
-    suite: str,
-    names: Sequence[str],
-    *,
-    dtype: str = "fp32",
-    size: dict[str, int] | None = None,
-    threads: int = 1,
-    min_time: float = 1.0,
-    repeats: int = 5,
-    clock: str = "cpu",
-) -> list[dict[str, Any]]:
-    """Per case: xent with checks off and on and one ``amax`` pass, timed in rotation."""
-    cases = benchmarking._load_suite(suite)
-    rows = []
-    for name in names:
-        case_size = {**cases[name].size, **(size or {})}
-        result = benchmarking.run_case(
-            suite,
-            name,
-            "checks",
-            size=case_size,
-            dtype=dtype,
-            threads=threads,
-            min_time=min_time,
-            repeats=repeats,
-            clock=clock,
-        )
-        rows.append({"case": name, "size": case_size, **result})
-    return rows
-
-
-CHECKS_HEADERS = (
-    "case",
-    "checks off ms",
-    "checks on ms",
-    "extra ms",
-    "one amax pass ms",
-    "extra / one pass",
-)
-
-
-def checks_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Markdown table lines of :func:`run_checks_cost` rows."""
-    lines = ["| " + " | ".join(CHECKS_HEADERS) + " |", "|" + "---|" * len(CHECKS_HEADERS)]
-    for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['case']} | failed: {r['error']} |" + " - |" * 4)
-            continue
-        spread = f" ({benchmarking._fmt(r['lo'], '.2f')} to {benchmarking._fmt(r['hi'], '.2f')})"
-        cells = [
-            r["case"],
-            benchmarking._fmt(1e3 * r["off_s"], ".2f"),
-            benchmarking._fmt(1e3 * r["on_s"], ".2f"),
-            benchmarking._fmt(1e3 * r["extra_s"], ".2f"),
-            benchmarking._fmt(1e3 * r["pass_s"], ".2f"),
-            benchmarking._fmt(r["extra_over_pass"], ".2f") + spread,
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines

@@ -88,26 +88,6 @@ def environment() -> dict[str, Any]:
     }
 
 
-def peak_over_floor(
-    step: Callable[[], Sequence[Any]], grad_like: Sequence[Any]
-) -> tuple[float, Sequence[Any]]:
-    """Peak RSS of ``step()`` over the floor of inputs plus gradient-size buffers, and its outputs.
-
-    Valid as the first big allocation of a fresh process (the peak RSS never goes down).
-    """
-    import gc
-
-    import torch
-
-    gc.collect()
-    buffers = [torch.zeros_like(t) for t in grad_like]
-    floor = peak_rss_mb()
-    del buffers
-    gc.collect()
-    outputs = step()
-    return peak_rss_mb() - floor, outputs
-
-
 def _load_suite(module: str) -> dict[str, BenchCase]:
     return importlib.import_module(module).bench_cases()  # type: ignore[no-any-return]
 
@@ -123,9 +103,9 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
     case = _load_suite(args.suite)[args.case]
     size = json.loads(args.size)
     if args.variant in ("pair", "checks"):
-        from . import _bench_pair
+        from ._bench_pair import checks_worker, pair_worker
 
-        work = _bench_pair.pair_worker if args.variant == "pair" else _bench_pair.checks_worker
+        work = pair_worker if args.variant == "pair" else checks_worker
         return work(case, size, args)
     make_variant = "xent" if args.variant == "compiled" else args.variant
     with xent_core.input_checks(args.checks):
@@ -133,6 +113,8 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
         if args.variant == "compiled":
             step = torch.compile(step, backend="inductor")
             step()  # compile outside the measured region (its memory is the compiler's)
+        from ._bench_pair import peak_over_floor
+
         peak, outputs = peak_over_floor(step, grad_like)
         result: dict[str, Any] = {"peak_mb": peak}
         if args.min_time > 0:

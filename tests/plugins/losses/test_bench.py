@@ -38,7 +38,7 @@ def test_a_tiny_run_reports_ratios_and_agreement() -> None:
 
 
 def test_interleaved_rounds_report_a_spread_and_the_checks_cost() -> None:
-    from xent_core._bench_pair import checks_markdown, run_checks_cost
+    from xent_core._bench_checks import checks_markdown, run_checks_cost
 
     size = {"rows": 7, "cols": 11}
     (row,) = run_suite(
