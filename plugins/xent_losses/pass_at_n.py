@@ -57,8 +57,8 @@ _BLOCK_ELEMENTS = 1 << 20  # about 4 MiB of float32 per block
 class _PassAtN(torch.autograd.Function):
     """(N,) pass@n loss per row, one fused softmax per block of rows in each direction.
 
-    Forward, per block: ``p = softmax(z)``, ``m = max z`` and ``p_max = max p`` (so
-    ``lse = m - log p_max`` with ``p_max >= 1/C``: no underflow), ``log p_y = z_y - lse``, and
+    Forward, per block: ``p = softmax(z)`` and its largest entry ``p_max`` at class m (so
+    ``lse = z_m - log p_max`` with ``p_max >= 1/C``: no underflow), ``log p_y = z_y - lse``, and
     ``1 - p_y`` as the sum of the other classes' probabilities (no cancellation as p_y -> 1).
     Backward: the gradient is the cross-entropy gradient ``p - onehot(y)`` times
     ``F = n p (1 - p)^(n - 1) / (1 - (1 - p)^n)``, kept as an (N,) factor; the softmax is
@@ -77,7 +77,8 @@ class _PassAtN(torch.autograd.Function):
             r1 = min(rows, r0 + step)
             zb, yb = z[r0:r1], ids[r0:r1, None]
             p = torch.softmax(zb, dim=-1, dtype=dtype)
-            lse = zb.amax(-1).to(dtype) - p.amax(-1).log()
+            p_max, top = p.max(-1)
+            lse = zb.gather(1, top[:, None]).squeeze(1).to(dtype) - p_max.log()
             log_p[r0:r1] = zb.gather(1, yb).squeeze(1).to(dtype) - lse
             p_y[r0:r1] = p.gather(1, yb).squeeze(1)
             others[r0:r1] = p.scatter_(1, yb, 0.0).sum(-1)
