@@ -126,7 +126,7 @@ def pair_worker(case: Any, size: dict[str, int], args: Any) -> dict[str, Any]:
             steps[variant] = step
         if args.compiled:
             compiled = torch.compile(steps["xent"], backend="inductor")
-            compiled()  # compile outside the measured rounds
+            compiled()  # type: ignore[no-untyped-call]  # compile outside the measured rounds
             steps["compiled"] = compiled
         times = interleave(
             steps,

@@ -213,7 +213,7 @@ def run_suite(
     hide the workers' peaks.
     """
     cases = _load_suite(suite)
-    common = {"dtype": dtype, "threads": threads, "checks": checks}
+    common: dict[str, Any] = {"dtype": dtype, "threads": threads, "checks": checks}
     rows = []
     for name in names or list(cases):
         case = cases[name]
