@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 
 import pytest
 import torch
@@ -86,11 +85,11 @@ def test_torch_native_rejects_what_pytorch_lacks():
     )
 
 
+@pytest.mark.opt_in  # its torch.compile takes about a minute on a 2-core CPU (the CPU benchmark
+# also checks it against naive): run with python -m pytest -m opt_in
 @pytest.mark.skipif(
-    importlib.util.find_spec("cut_cross_entropy") is None
-    or os.environ.get("XENT_TEST_APPLE_CCE") != "1",
-    reason="needs cut-cross-entropy and XENT_TEST_APPLE_CCE=1: its torch.compile takes about a "
-    "minute on a 2-core CPU (the CPU benchmark also checks it against naive)",
+    importlib.util.find_spec("cut_cross_entropy") is None,
+    reason="needs cut-cross-entropy (the dev extra installs it)",
 )
 def test_apple_cce_matches_float64():
     h0, w0, _, y = make_case(37, 31, 257, ignore_every=5)

@@ -18,15 +18,23 @@ from xent_core import BadInputError, BadParameterError, FitError
 
 # The upstream repository has no licence: the project ships only the 129 near-optimal runs and a
 # summary of the published bootstrap fits (plugins/xent_fitters/data/README.md). The tests of the
-# full files run when XENT_STEPLAW_DATA points at the data/ folder of step-law/steplaw@32a8f4c.
+# full files are opt-in (``python -m pytest -m opt_in``, deselected by default) and read
+# XENT_STEPLAW_DATA, the data/ folder of a checkout of step-law/steplaw@32a8f4c.
 FULL = Path(os.environ.get("XENT_STEPLAW_DATA", "/nonexistent"))
 DENSE_FULL = FULL / "dense_lr_bs_loss.csv"
 BOOT = FULL / "1004_fitted_lr_bs_scaling_model_parameters.csv"
-needs_full_data = pytest.mark.skipif(
+_missing = pytest.mark.skipif(
     not (DENSE_FULL.is_file() and BOOT.is_file()),
     reason="full Step Law files are not shipped (no upstream licence): set XENT_STEPLAW_DATA to "
     "the data/ folder of github.com/step-law/steplaw at commit 32a8f4cc50247695fb56cc6c9117abdf67c97763",
 )
+
+
+def needs_full_data(test):
+    """Opt-in (deselected by default) and skipped with the way to get the data if it is absent."""
+    return pytest.mark.opt_in(_missing(test))
+
+
 DENSE = STEPLAW_NEAR_OPTIMAL_CSV
 
 

@@ -227,6 +227,8 @@ def test_nt_xent_oracle_gradcheck_and_local_gather():
         nt(a, b[:4])
 
 
+@pytest.mark.opt_in  # lightly is outside the dev extra (it pulls torchvision): install it, then
+# run with python -m pytest -m opt_in
 def test_nt_xent_matches_lightly_if_installed():
     lightly_loss = pytest.importorskip("lightly.loss")
     g = torch.Generator().manual_seed(6)
