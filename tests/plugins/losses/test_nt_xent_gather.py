@@ -44,6 +44,7 @@ def _worker(rank: int, port: int, outdir: str) -> None:
     except Exception:
         result = {"error": traceback.format_exc()}
     finally:
+        dist.barrier()  # neither rank tears gloo down while the other still talks to it
         dist.destroy_process_group()
     torch.save(result, Path(outdir) / f"rank{rank}.pt")
 
