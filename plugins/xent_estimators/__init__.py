@@ -41,6 +41,8 @@ ESTIMATORS: dict[str, str] = {
     "label-sharpness": "xent_estimators.label_sharpness:LabelSharpness",
     "dc-pdd": "xent_estimators.dc_pdd:DCPDD",
     "min-k-prob": "xent_estimators.min_k_prob:MinKProb",
+    "entropy-patching": "xent_estimators.entropy_patching:EntropyPatching",
+    "entropy-switch": "xent_estimators.entropy_switch:EntropySwitchCost",
 }
 
 
@@ -79,6 +81,11 @@ _HELPERS = {
     "counts_from_files": "token_freq",
     "read_token_ids": "token_freq",
     "read_token_docs": "token_freq",
+    "entropy_patch_starts": "entropy_patching",
+    "Patches": "entropy_patching",
+    "EntropySwitch": "entropy_switch",
+    "switch_schedule": "entropy_switch",
+    "switch_cost": "entropy_switch",
 }
 
 

@@ -60,6 +60,8 @@ REQUIRED_PARAMS: dict[str, Any] = {
     "vmax": 2.0,
     "num_bins": C,  # bins are the logits' classes
     "ref_counts": torch.arange(13) * 7 % 5,  # dc-pdd's token-frequency table (V = 13, zeros in it)
+    "threshold": 1.0,  # entropy-switch: rolling-mean entropy cut
+    "size_ratio": 0.25,  # entropy-switch: P_small / P_large
 }
 
 
