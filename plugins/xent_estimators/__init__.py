@@ -43,6 +43,7 @@ ESTIMATORS: dict[str, str] = {
     "min-k-prob": "xent_estimators.min_k_prob:MinKProb",
     "entropy-patching": "xent_estimators.entropy_patching:EntropyPatching",
     "entropy-switch": "xent_estimators.entropy_switch:EntropySwitchCost",
+    "attention-entropy": "xent_estimators.attention_entropy:AttentionEntropy",
 }
 
 
@@ -86,6 +87,9 @@ _HELPERS = {
     "EntropySwitch": "entropy_switch",
     "switch_schedule": "entropy_switch",
     "switch_cost": "entropy_switch",
+    "entropy_invariant_scale": "attention_entropy",
+    "attention_row_entropy": "attention_entropy",
+    "attention_entropy_from_qk": "attention_entropy",
 }
 
 

@@ -36,6 +36,7 @@ LOSSES: dict[str, str] = {
     "symmetric-ce": "xent_losses.symmetric_ce:SymmetricCELoss",
     "binary-kd": "xent_losses.binary_kd:BinaryKDLoss",
     "nt-xent": "xent_losses.nt_xent:NTXentLoss",
+    "attention-entropy-reg": "xent_losses.attention_entropy_reg:AttentionEntropyRegLoss",
 }
 
 
