@@ -282,6 +282,13 @@ class AttentionEntropy:
         self.block_size = validate.integer("block_size", block_size, low=1)
         self.units = "nats"
 
+    @staticmethod
+    def example_inputs(generator: torch.Generator) -> tuple[torch.Tensor]:
+        """Attention probabilities (3, 2, 5, 7) of random scores, for the sweep."""
+        return (
+            torch.softmax(torch.randn(3, 2, 5, 7, generator=generator, dtype=torch.float64), -1),
+        )
+
     def __call__(self, x: Any, y: Any = None, *, mask: Any = None, details: bool = False) -> Any:
         if y is None:
             h, valid, n_keys = attention_row_entropy(x, mask=mask, causal=self.causal)

@@ -128,6 +128,11 @@ class AttentionEntropyRegLoss(Loss):
         self.eps = validate.nonnegative("eps", eps)
         self.reduction = validate.reduction(reduction)
 
+    @staticmethod
+    def example_inputs(generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Attention probabilities (3, 2, 5, 5) of random scores, for the sweeps."""
+        return {"attentions": torch.softmax(torch.randn(3, 2, 5, 5, generator=generator) * 2, -1)}
+
     def forward(
         self,
         attentions: torch.Tensor | Sequence[torch.Tensor],

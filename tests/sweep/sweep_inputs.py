@@ -48,7 +48,6 @@ INPUTS: dict[str, Callable[[torch.Generator], torch.Tensor]] = {
     "labels": lambda g: torch.randint(0, 2, (N,), generator=g),
     "view_a": lambda g: torch.randn(N, D, generator=g),
     "view_b": lambda g: torch.randn(N, D, generator=g),
-    "attentions": lambda g: torch.softmax(torch.randn(N, 2, F, F, generator=g), -1),  # (B, H, T, T)
 }
 
 #: optional inputs the sweep passes too (a student-teacher loss needs its teacher)

@@ -76,7 +76,13 @@ def _inputs(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
 
 def _grad_keys(inputs: dict[str, torch.Tensor]) -> list[str]:
     """The student's differentiable inputs (emo's ``classifier`` is a detached cost)."""
-    for keys in (["logits"], ["hidden", "classifier"], ["logprobs"], ["view_a", "view_b"]):
+    for keys in (
+        ["logits"],
+        ["hidden", "classifier"],
+        ["logprobs"],
+        ["view_a", "view_b"],
+        ["attentions"],
+    ):
         if all(k in inputs for k in keys):
             return keys
     raise AssertionError(f"no differentiable input among {sorted(inputs)}")
