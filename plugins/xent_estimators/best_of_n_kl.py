@@ -18,6 +18,28 @@ def _kl(q: torch.Tensor, p: torch.Tensor) -> float:
     return float((q[pos] * (q[pos].log() - p[pos].log())).sum())
 
 
+def _group_kl(mass: torch.Tensor, n: int) -> torch.Tensor:
+    """KL(pi_bon || p) from the masses of the reward groups in increasing reward (differentiable)."""
+    cdf = mass.cumsum(0)
+    below = cdf - mass
+    pi = cdf.pow(n) - below.pow(n)
+    pos = mass > 0
+    return (pi[pos] * (pi[pos].log() - mass[pos].log())).sum()
+
+
+def kl_standard_error(mass: torch.Tensor, n: int, m: int) -> float:
+    """Delta-method standard error of the plug-in KL from ``m`` draws with group frequencies ``mass``.
+
+    The plug-in is ``f(q_hat)`` with ``q_hat`` multinomial: ``Var ~ (sum q g^2 - (sum q g)^2) / m``
+    with ``g = grad f(q)`` (autograd, float64). Meaningful when the groups are few (K << m).
+    """
+    q = mass.detach().to(torch.float64).clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(_group_kl(q, n), q)
+    q = q.detach()
+    var = float((q * g * g).sum() - (q * g).sum() ** 2) / m
+    return math.sqrt(max(var, 0.0))
+
+
 def tilted(p: torch.Tensor, r: torch.Tensor, lam: float) -> torch.Tensor:
     """``phi_lam = p e^{lam r} / Z(lam)``, normalised in log space."""
     logits = torch.where(p > 0, p.log() + lam * r, torch.full_like(p, -math.inf))
@@ -42,13 +64,22 @@ class BestOfNKL:
     ``lam``); ``kl_budget`` solves KL(phi_lam || p) = budget for lam >= 0 by bisection (the budget
     must be below -log p(top reward group)). Call ``est(probs, rewards)``; ``from_logprobs``
     reads the first input as log-probabilities. Cost O(m log m) time, O(m) memory, on the input's
-    device in float64. Sequences (exponential support) need a Monte Carlo estimate: not offered.
+    device in float64.
+
+    Monte Carlo (``from_samples=True``, for sequences and other supports too large to list):
+    ``pi_bon(y) / p(y)`` depends on y only through r(y), so KL(pi_bon || p) equals the same KL
+    between the reward's distributions. ``est(rewards)`` takes the rewards of m outcomes sampled
+    from p and applies the exact formula to their empirical distribution (a plug-in estimate;
+    everything above, tilted optimum included, refers to it); ``details['standard_error']`` is
+    its delta-method standard error (meaningful for few distinct rewards, e.g. pass/fail or
+    graded scores: with all-distinct, continuous rewards the exact value is the bound itself).
 
     Args:
         n: number of samples best-of-n draws (an integer >= 1).
         lam: inverse temperature of the tilted optimum to report (default None: not computed).
         kl_budget: KL budget in nats whose tilted optimum to report (default None); excludes lam.
         from_logprobs: the first input holds log-probabilities instead of probabilities.
+        from_samples: the only input holds rewards of outcomes sampled from p (Monte Carlo).
 
     Citations: Beirami et al., "Theoretical guarantees on the best-of-n alignment policy"
     (arXiv:2401.01879); Yang et al., "Asymptotics of Language Model Alignment" (arXiv:2404.01730).
@@ -66,6 +97,7 @@ class BestOfNKL:
         lam: float | None = None,
         kl_budget: float | None = None,
         from_logprobs: bool = False,
+        from_samples: bool = False,
     ) -> None:
         self.n = validate.integer("n", n, low=1)
         self.lam = validate.optional(validate.number, "lam", lam)
@@ -73,6 +105,9 @@ class BestOfNKL:
         if self.lam is not None and self.kl_budget is not None:
             raise BadParameterError("give lam or kl_budget, not both")
         self.from_logprobs = validate.flag("from_logprobs", from_logprobs)
+        self.from_samples = validate.flag("from_samples", from_samples)
+        if self.from_samples and self.from_logprobs:
+            raise BadParameterError("from_samples reads rewards only; it excludes from_logprobs")
         self.units = "nats"
 
     @staticmethod
@@ -80,6 +115,19 @@ class BestOfNKL:
         """Probabilities (11,) summing to 1 and rewards with ties (11,), for the sweep."""
         probs = torch.softmax(torch.randn(11, generator=generator, dtype=torch.float64), 0)
         return probs, torch.randint(0, 4, (11,), generator=generator).double()
+
+    def _samples_inputs(self, x: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
+        if y is not None:
+            raise BadInputError(
+                "best-of-n-kl with from_samples takes one input: the rewards of samples from p"
+            )
+        r = to_tensor(x, "rewards").reshape(-1)
+        if r.numel() == 0:
+            raise BadInputError("rewards is empty: give the rewards of samples drawn from p")
+        if not bool(torch.isfinite(r).all()):
+            raise BadInputError("rewards contain NaN or inf")
+        values, counts = torch.unique(r, sorted=True, return_counts=True)
+        return counts.to(torch.float64) / r.numel(), values, r.numel()
 
     def _inputs(self, x: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if y is None:
@@ -124,7 +172,11 @@ class BestOfNKL:
         return 0.5 * (lo + hi)
 
     def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:
-        p, r = self._inputs(x, y)
+        m = 0
+        if self.from_samples:
+            p, r, m = self._samples_inputs(x, y)
+        else:
+            p, r = self._inputs(x, y)
         _values, group = torch.unique(r, sorted=True, return_inverse=True)
         mass = torch.zeros(int(group.max()) + 1, dtype=p.dtype, device=p.device)
         mass.index_add_(0, group, p)
@@ -143,6 +195,10 @@ class BestOfNKL:
             "base_reward": float((p * r).sum()),
             "win_rate": win,
         }
+        if self.from_samples:
+            info["standard_error"] = kl_standard_error(p, self.n, m)
+            info["samples"] = m
+            info["rewards"] = to_host(r)
         lam = self.lam if self.kl_budget is None else self._solve(p, r, self.kl_budget)
         if lam is not None:
             phi = tilted(p, r, lam)
