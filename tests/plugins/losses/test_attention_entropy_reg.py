@@ -131,5 +131,7 @@ def test_stack_with_cross_entropy_and_bad_inputs():
         _loss()(attentions=[att, att[:, :1]])
     with pytest.raises(xent_core.BadInputError):
         _loss()(attentions=att, attention_mask=torch.ones(5, 5))
+    with pytest.raises(xent_core.BadInputError, match="0/1"):
+        _loss()(attentions=att, attention_mask=torch.tensor([[1, 0.5, 1], [1, 1, 1]]))
     with pytest.raises(xent_core.BadParameterError):
         _loss(tolerance=-0.1)
