@@ -1,7 +1,9 @@
-"""Counting for the discrete entropy estimators: samples or counts -> a count vector."""
+"""The discrete entropy estimators' common ground: samples or counts -> a count vector, and
+the base class that reads the input and converts the result to the chosen ``base``."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -9,7 +11,7 @@ import torch
 
 from xent_core import BadInputError
 
-from ._common import check_choice
+from ._common import check_choice, finish, log_base, no_second_input, unit_name
 
 
 def histogram(x: Any, input: str) -> np.ndarray:
@@ -55,3 +57,34 @@ def histogram(x: Any, input: str) -> np.ndarray:
         arr = arr.astype(str)
     _, counts = np.unique(arr, axis=0 if arr.ndim == 2 else None, return_counts=True)
     return counts.astype(np.float64)
+
+
+class DiscreteEntropy:
+    """Base of ``plugin-entropy``, ``miller-madow`` and ``chao-shen``: parameters, input, units.
+
+    A subclass sets ``label`` (its name in error messages), lists the parameters in its own
+    ``__init__`` (so its module states the defaults) and overrides :meth:`nats`, which gets the
+    positive counts and returns the entropy in nats with its details.
+
+    Args:
+        input: ``"samples"`` (default; 1-D symbols or 2-D rows of joint symbols) or ``"counts"``.
+        base: logarithm base (default e).
+    """
+
+    label = "discrete-entropy"
+    capabilities = {"devices": ("cpu",), "accumulate": "counts"}
+
+    def __init__(self, input: str = "samples", base: float = math.e) -> None:
+        self.input = check_choice(input, "input", ("samples", "counts"))
+        self._log_base = log_base(base)
+        self.base = base
+        self.units = unit_name(base)
+
+    def nats(self, c: np.ndarray) -> tuple[float, dict[str, Any]]:
+        """``(entropy in nats, details)`` from the positive counts ``c`` (float64)."""
+        raise NotImplementedError
+
+    def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:
+        no_second_input(y, self.label)
+        h, info = self.nats(histogram(x, self.input))
+        return finish(h / self._log_base, {**info, "units": self.units}, details)

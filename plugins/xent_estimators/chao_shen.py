@@ -7,11 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from ._common import check_choice, finish, log_base, no_second_input, unit_name
-from ._discrete import histogram
+from xent_core import BadInputError
+
+from ._discrete import DiscreteEntropy
 
 
-class ChaoShenEntropy:
+class ChaoShenEntropy(DiscreteEntropy):
     """Chao-Shen entropy: coverage-adjusted Horvitz-Thompson estimator for undersampled data (nats).
 
     With counts ``c_j``, ``N`` samples and ``f1`` singletons (symbols seen once; set to ``N - 1``
@@ -36,19 +37,12 @@ class ChaoShenEntropy:
         "in sample",
         "Environ. Ecol. Stat. 10 (2003)",
     )
-    capabilities = {"devices": ("cpu",), "accumulate": "counts"}
+    label = "chao-shen"
 
     def __init__(self, input: str = "samples", base: float = math.e) -> None:
-        self.input = check_choice(input, "input", ("samples", "counts"))
-        self._log_base = log_base(base)
-        self.base = base
-        self.units = unit_name(base)
+        super().__init__(input, base)
 
-    def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:
-        from xent_core import BadInputError
-
-        no_second_input(y, "chao-shen")
-        c = histogram(x, self.input)
+    def nats(self, c: np.ndarray) -> tuple[float, dict[str, Any]]:
         n = float(c.sum())
         if n < 2:
             raise BadInputError("chao-shen needs at least 2 samples")
@@ -63,6 +57,5 @@ class ChaoShenEntropy:
             "support": int(c.size),
             "singletons": int((c == 1).sum()),
             "coverage": coverage,
-            "units": self.units,
         }
-        return finish(h / self._log_base, info, details)
+        return h, info

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._common import check_choice, finish, log_base, no_second_input, unit_name
-from ._discrete import histogram
+import numpy as np
+
+from ._discrete import DiscreteEntropy
 from .plugin_entropy import plugin_entropy_nats
 
 
-class MillerMadowEntropy:
+class MillerMadowEntropy(DiscreteEntropy):
     """Miller-Madow entropy: plug-in entropy plus the first-order bias correction (m - 1) / (2N).
 
     With ``N`` samples of which ``m`` distinct symbols were observed,
@@ -33,17 +34,12 @@ class MillerMadowEntropy:
         ("Note on the bias of information estimates", "Information Theory in Psychology (1955)"),
         ("Estimation of Entropy and Mutual Information", "Neural Computation 15 (2003)"),
     )
-    capabilities = {"devices": ("cpu",), "accumulate": "counts"}
+    label = "miller-madow"
 
     def __init__(self, input: str = "samples", base: float = math.e) -> None:
-        self.input = check_choice(input, "input", ("samples", "counts"))
-        self._log_base = log_base(base)
-        self.base = base
-        self.units = unit_name(base)
+        super().__init__(input, base)
 
-    def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:
-        no_second_input(y, "miller-madow")
-        c = histogram(x, self.input)
+    def nats(self, c: np.ndarray) -> tuple[float, dict[str, Any]]:
         n, m = float(c.sum()), int(c.size)
         plugin = plugin_entropy_nats(c)
         h = plugin + (m - 1) / (2.0 * n)
@@ -52,6 +48,5 @@ class MillerMadowEntropy:
             "support": m,
             "plugin": plugin / self._log_base,
             "correction": (m - 1) / (2.0 * n) / self._log_base,
-            "units": self.units,
         }
-        return finish(h / self._log_base, info, details)
+        return h, info

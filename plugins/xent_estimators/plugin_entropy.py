@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import check_choice, finish, log_base, no_second_input, unit_name
-from ._discrete import histogram
+from ._discrete import DiscreteEntropy
 
 
 def plugin_entropy_nats(counts: np.ndarray) -> float:
@@ -17,7 +16,7 @@ def plugin_entropy_nats(counts: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-class PluginEntropy:
+class PluginEntropy(DiscreteEntropy):
     """Plug-in (maximum-likelihood) entropy of a discrete variable from samples or counts (nats).
 
     With counts ``c_j`` of the observed symbols and ``N = sum_j c_j``,
@@ -36,17 +35,10 @@ class PluginEntropy:
     """
 
     citation = ("Estimation of Entropy and Mutual Information", "Neural Computation 15 (2003)")
-    capabilities = {"devices": ("cpu",), "accumulate": "counts"}
+    label = "plugin-entropy"
 
     def __init__(self, input: str = "samples", base: float = math.e) -> None:
-        self.input = check_choice(input, "input", ("samples", "counts"))
-        self._log_base = log_base(base)
-        self.base = base
-        self.units = unit_name(base)
+        super().__init__(input, base)
 
-    def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:
-        no_second_input(y, "plugin-entropy")
-        c = histogram(x, self.input)
-        h = plugin_entropy_nats(c)
-        info = {"n": int(c.sum()), "support": int(c.size), "units": self.units}
-        return finish(h / self._log_base, info, details)
+    def nats(self, c: np.ndarray) -> tuple[float, dict[str, Any]]:
+        return plugin_entropy_nats(c), {"n": int(c.sum()), "support": int(c.size)}
