@@ -18,12 +18,8 @@ from ._inputs import (
     align_vocab,
     as_rows,
     check_lead,
-    check_num_items,
     check_teacher_finite,
     checks_on,
-    class_ids,
-    compute_dtype,
-    valid_rows,
 )
 from .functional import log1mexp
 
@@ -122,43 +118,3 @@ def teacher_tail_logmass(logprobs: torch.Tensor) -> torch.Tensor:
     """``log(1 - sum_k p_k)`` per row, computed in float64 and floored at ``TAIL_LOG_FLOOR``."""
     lse = torch.logsumexp(logprobs.double(), -1).clamp(max=0.0)
     return log1mexp(lse).clamp(min=TAIL_LOG_FLOOR)
-
-
-class Labelled(NamedTuple):
-    """Checked inputs of a loss that needs the true label: leading shape, valid rows, ids, teacher."""
-
-    lead: tuple[int, ...]
-    valid: torch.Tensor
-    y: torch.Tensor
-    teacher: Teacher
-
-
-def read_labelled(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    teacher_logits: torch.Tensor | None,
-    teacher_topk_ids: torch.Tensor | None,
-    teacher_topk_logprobs: torch.Tensor | None,
-    num_items: int | float | torch.Tensor | None,
-    *,
-    ignore_index: int,
-    vocab_align: str,
-) -> Labelled:
-    """The shared preamble of ``dkd`` and ``pld``: student rows in the compute dtype, the
-    non-ignored rows, class ids (range-checked) and the validated teacher."""
-    s, lead = as_rows("logits", logits)
-    s = s.to(compute_dtype(s))
-    valid = valid_rows(targets, s.shape[0], lead, ignore_index, s.device)
-    assert valid is not None
-    check_num_items(num_items)
-    y = class_ids(targets, valid, s.shape[-1], ignore_index)
-    teacher = read_teacher(
-        s,
-        teacher_logits,
-        teacher_topk_ids,
-        teacher_topk_logprobs,
-        lead=lead,
-        vocab_align=vocab_align,
-        y=y,
-    )
-    return Labelled(lead, valid, y, teacher)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from xent_core.base_loss import Loss
-
 from . import _params as P
 from ._fused import Rule, divergence_rows
-from ._reduce import reduce_rows
+from ._labelled import LabelledLoss
 from ._support import soft_pair
-from ._teacher import read_labelled
+from ._teacher import Teacher
 from .functional import decoupled_kl
 
 
-class DKD(Loss):
+class DKD(LabelledLoss):
     """Decoupled knowledge distillation: T^2 * (alpha * TCKD + beta * NCKD).
 
     Per token, with ``p = softmax(t / T)``, ``q = softmax(s / T)`` and target class ``y``::
@@ -67,34 +65,14 @@ class DKD(Loss):
         self.reduction = P.reduction(reduction)
         self.vocab_align = P.vocab_align(vocab_align)
 
-    def forward(
-        self,
-        logits: torch.Tensor,
-        targets: torch.Tensor,
-        teacher_logits: torch.Tensor | None = None,
-        teacher_topk_ids: torch.Tensor | None = None,
-        teacher_topk_logprobs: torch.Tensor | None = None,
-        num_items: int | torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        lead, valid, y, teacher = read_labelled(
-            logits,
-            targets,
-            teacher_logits,
-            teacher_topk_ids,
-            teacher_topk_logprobs,
-            num_items,
-            ignore_index=self.ignore_index,
-            vocab_align=self.vocab_align,
-        )
+    def rows(self, teacher: Teacher, y: torch.Tensor) -> torch.Tensor:
         scale = self.temperature**2 if self.scale_by_t2 else 1.0
         if teacher.logits is not None and not torch.compiler.is_compiling():
             rule = Rule("dkd", self.temperature, scale, a=self.alpha, b=self.beta)
-            values = divergence_rows(teacher.student, teacher.logits, rule, self._parts, y)
-        else:
-            pair = soft_pair(teacher, temperature=self.temperature, tail=self.tail, y=y)
-            assert pair.target_cell is not None
-            values = scale * self._parts(pair.teacher, pair.student, pair.target_cell)
-        return reduce_rows(values, valid, self.reduction, lead, num_items)
+            return divergence_rows(teacher.student, teacher.logits, rule, self._parts, y)
+        pair = soft_pair(teacher, temperature=self.temperature, tail=self.tail, y=y)
+        assert pair.target_cell is not None
+        return scale * self._parts(pair.teacher, pair.student, pair.target_cell)
 
     def _parts(self, lp: torch.Tensor, lq: torch.Tensor, cell: torch.Tensor | None) -> torch.Tensor:
         """``alpha * TCKD + beta * NCKD`` per row by the general masked formulas."""

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from xent_core.base_loss import Loss
-
 from . import _params as P
 from ._inputs import check_student_finite
-from ._reduce import reduce_rows
-from ._teacher import read_labelled, teacher_tail_logmass
+from ._labelled import LabelledLoss
+from ._teacher import Teacher, teacher_tail_logmass
 
 _NEG_INF = float("-inf")
 
@@ -55,7 +53,7 @@ def plackett_luce_nll(
     return terms.sum(-1)
 
 
-class PLD(Loss):
+class PLD(LabelledLoss):
     """Plackett-Luce distillation: teacher-confidence-weighted list-wise NLL of the teacher-optimal ranking.
 
     The teacher-optimal permutation ``pi*`` puts the true label ``y`` first, then the other
@@ -112,32 +110,12 @@ class PLD(Loss):
         self.reduction = P.reduction(reduction)
         self.vocab_align = P.vocab_align(vocab_align)
 
-    def forward(
-        self,
-        logits: torch.Tensor,
-        targets: torch.Tensor,
-        teacher_logits: torch.Tensor | None = None,
-        teacher_topk_ids: torch.Tensor | None = None,
-        teacher_topk_logprobs: torch.Tensor | None = None,
-        num_items: int | torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        lead, valid, y, teacher = read_labelled(
-            logits,
-            targets,
-            teacher_logits,
-            teacher_topk_ids,
-            teacher_topk_logprobs,
-            num_items,
-            ignore_index=self.ignore_index,
-            vocab_align=self.vocab_align,
-        )
+    def rows(self, teacher: Teacher, y: torch.Tensor) -> torch.Tensor:
         check_student_finite("logits", teacher.student)
         if teacher.logits is not None:
-            values = self._full_teacher(teacher.student, teacher.logits, y)
-        else:
-            assert teacher.ids is not None and teacher.logprobs is not None
-            values = self._topk_teacher(teacher.student, teacher.ids, teacher.logprobs, y)
-        return reduce_rows(values, valid, self.reduction, lead, num_items)
+            return self._full_teacher(teacher.student, teacher.logits, y)
+        assert teacher.ids is not None and teacher.logprobs is not None
+        return self._topk_teacher(teacher.student, teacher.ids, teacher.logprobs, y)
 
     def _full_teacher(self, s: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         c = s.shape[-1]
