@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 from xent_core import BadParameterError
 
-from .wrapped import WrappedKernel
+from .wrapped import WrappedCall, WrappedKernel
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class TorchNativeKernel(WrappedKernel):
@@ -65,17 +68,11 @@ class TorchNativeKernel(WrappedKernel):
         classifier: torch.Tensor,
         targets: torch.Tensor,
         bias: torch.Tensor | None,
-        *,
-        ignore_index: int,
-        reduction: str,
-        softcap: float | None,
-        label_smoothing: float,
-        z_loss: float,
-        filter_eps: float | str | None,
+        **kw: Unpack[WrappedCall],
     ) -> torch.Tensor:
         options = None
         if self.chunked:
-            if label_smoothing:
+            if kw["label_smoothing"]:
                 raise BadParameterError(
                     "torch-native with chunked=True does not support label_smoothing (PyTorch's "
                     "chunked path lacks it); use chunked=False or impl='cce-torch'"
@@ -86,8 +83,8 @@ class TorchNativeKernel(WrappedKernel):
             classifier,
             targets,
             linear_bias=bias,
-            reduction=reduction,
-            ignore_index=ignore_index,
-            label_smoothing=label_smoothing,
+            reduction=kw["reduction"],
+            ignore_index=kw["ignore_index"],
+            label_smoothing=kw["label_smoothing"],
             options=options,
         )

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 from xent_core import BadParameterError
 
 from ..semantics import resolve_filter_eps
-from .wrapped import WrappedKernel
+from .wrapped import WrappedCall, WrappedKernel
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _APPLE_IMPLS = ("auto", "cce", "torch_compile")
 
@@ -80,13 +83,7 @@ class AppleCCEKernel(WrappedKernel):
         classifier: torch.Tensor,
         targets: torch.Tensor,
         bias: torch.Tensor | None,
-        *,
-        ignore_index: int,
-        reduction: str,
-        softcap: float | None,
-        label_smoothing: float,
-        z_loss: float,
-        filter_eps: float | str | None,
+        **kw: Unpack[WrappedCall],
     ) -> torch.Tensor:
         from cut_cross_entropy import linear_cross_entropy
 
@@ -97,10 +94,10 @@ class AppleCCEKernel(WrappedKernel):
             hidden,
             classifier,
             targets,
-            ignore_index=ignore_index,
-            softcap=softcap,
-            reduction=reduction,
-            filter_eps=resolve_filter_eps(filter_eps, hidden.dtype) or None,
+            ignore_index=kw["ignore_index"],
+            softcap=kw["softcap"],
+            reduction=kw["reduction"],
+            filter_eps=resolve_filter_eps(kw["filter_eps"], hidden.dtype) or None,
             impl=impl,
         )
 
@@ -143,13 +140,7 @@ class LigerKernel(WrappedKernel):
         classifier: torch.Tensor,
         targets: torch.Tensor,
         bias: torch.Tensor | None,
-        *,
-        ignore_index: int,
-        reduction: str,
-        softcap: float | None,
-        label_smoothing: float,
-        z_loss: float,
-        filter_eps: float | str | None,
+        **kw: Unpack[WrappedCall],
     ) -> torch.Tensor:
         from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
 
@@ -158,9 +149,9 @@ class LigerKernel(WrappedKernel):
             classifier,
             targets,
             bias=bias,
-            ignore_index=ignore_index,
-            lse_square_scale=z_loss,
-            label_smoothing=label_smoothing,
-            reduction=reduction,
-            softcap=softcap,
+            ignore_index=kw["ignore_index"],
+            lse_square_scale=kw["z_loss"],
+            label_smoothing=kw["label_smoothing"],
+            reduction=kw["reduction"],
+            softcap=kw["softcap"],
         )

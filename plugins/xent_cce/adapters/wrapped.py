@@ -10,7 +10,7 @@ the wrapped code returns: when asked for it, it is computed by one extra chunked
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 import torch
 
@@ -18,6 +18,20 @@ from xent_core import BadParameterError, NotAvailableError
 
 from ..semantics import LinearCEOptions, as_options, reduce_tokens
 from ..torch.chunked import softmax_stats
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+
+class WrappedCall(TypedDict):
+    """The options :meth:`WrappedKernel._call` gets as keywords (validated, availability checked)."""
+
+    ignore_index: int
+    reduction: str  # "sum" or "none": xent reduces itself
+    softcap: float | None
+    label_smoothing: float
+    z_loss: float
+    filter_eps: float | str | None
 
 
 class WrappedKernel:
@@ -57,15 +71,9 @@ class WrappedKernel:
         classifier: torch.Tensor,
         targets: torch.Tensor,
         bias: torch.Tensor | None,
-        *,
-        ignore_index: int,
-        reduction: str,
-        softcap: float | None,
-        label_smoothing: float,
-        z_loss: float,
-        filter_eps: float | str | None,
+        **kw: Unpack[WrappedCall],
     ) -> torch.Tensor:
-        """The wrapped call with ``reduction`` in ``("sum", "none")`` (availability checked)."""
+        """The wrapped call with the options of :class:`WrappedCall` (reduction "sum" or "none")."""
         raise NotImplementedError
 
     def linear_cross_entropy(
