@@ -111,8 +111,16 @@ class SkewDivergence(DivergenceLoss):
         ignore_index: rows whose ``targets`` equal it are masked.
         reduction: ``"mean"`` over kept rows (or ``num_items`` when given), ``"sum"`` or ``"none"``.
         vocab_align: ``"error"`` or ``"truncate"`` (cut both sides to the common vocabulary).
+
+    Citation: Ko, Kim, Chen, Yun, "DistiLLM: Towards Streamlined Distillation for Large Language
+    Models", arXiv:2402.03898 (both divergences).
     """
 
+    citation = (
+        "DistiLLM: Towards Streamlined Distillation for Large Language Models",
+        "arXiv:2402.03898",
+    )
+    capabilities = {"differentiable": True, "devices": ("cpu", "cuda")}
     reverse = False
 
     def __init__(

@@ -25,10 +25,4 @@ class SkewKL(SkewDivergence):
     Models", arXiv:2402.03898.
     """
 
-    citation = (
-        "DistiLLM: Towards Streamlined Distillation for Large Language Models",
-        "arXiv:2402.03898",
-    )
-    capabilities = {"differentiable": True, "devices": ("cpu", "cuda")}
-
     reverse = False

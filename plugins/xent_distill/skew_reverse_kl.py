@@ -22,10 +22,4 @@ class SkewReverseKL(SkewDivergence):
     Models", arXiv:2402.03898.
     """
 
-    citation = (
-        "DistiLLM: Towards Streamlined Distillation for Large Language Models",
-        "arXiv:2402.03898",
-    )
-    capabilities = {"differentiable": True, "devices": ("cpu", "cuda")}
-
     reverse = True
