@@ -49,6 +49,26 @@ def _tanh(x):
 
 
 @triton.jit
+def _load_tile(ptr, rows, row_mask, cols, col_mask, stride_r, stride_c):
+    """The (len(rows), len(cols)) tile at ``ptr + rows * stride_r + cols * stride_c``, 0 outside."""
+    return tl.load(
+        ptr + rows[:, None] * stride_r + cols[None, :] * stride_c,
+        mask=row_mask[:, None] & col_mask[None, :],
+        other=0.0,
+    )
+
+
+@triton.jit
+def _add_tile(ptr, rows, row_mask, cols, col_mask, stride_r, value):
+    """Atomically add ``value`` to the tile at ``ptr + rows * stride_r + cols`` (row-major)."""
+    tl.atomic_add(
+        ptr + rows[:, None] * stride_r + cols[None, :],
+        value.to(ptr.dtype.element_ty),
+        mask=row_mask[:, None] & col_mask[None, :],
+    )
+
+
+@triton.jit
 def _logit_tile(
     h_ptr,
     c_ptr,
@@ -78,16 +98,8 @@ def _logit_tile(
     for k0 in range(0, D, BK):
         kk = k0 + ks
         k_mask = kk < D
-        a = tl.load(
-            h_ptr + rows64[:, None] * stride_hn + kk[None, :] * stride_hd,
-            mask=row_mask[:, None] & k_mask[None, :],
-            other=0.0,
-        )
-        b = tl.load(
-            c_ptr + cols64[None, :] * stride_cv + kk[:, None] * stride_cd,
-            mask=k_mask[:, None] & col_mask[None, :],
-            other=0.0,
-        )
+        a = _load_tile(h_ptr, rows64, row_mask, kk, k_mask, stride_hn, stride_hd)
+        b = _load_tile(c_ptr, kk, k_mask, cols64, col_mask, stride_cd, stride_cv)  # (BK, BN)
         acc = tl.dot(a, b, acc, input_precision=PREC, out_dtype=ACC)
     if HAS_BIAS:
         bias = tl.load(b_ptr + cols64, mask=col_mask, other=0.0).to(ACC)
@@ -308,29 +320,13 @@ def _grad_kernel_body(
             dd = d0 + ds
             d_mask = dd < D
             if COMPUTE_DH:
-                c_blk = tl.load(
-                    c_ptr + cols64[:, None] * stride_cv + dd[None, :] * stride_cd,
-                    mask=col_mask[:, None] & d_mask[None, :],
-                    other=0.0,
-                )
+                c_blk = _load_tile(c_ptr, cols64, col_mask, dd, d_mask, stride_cv, stride_cd)
                 dh = tl.dot(dy_in, c_blk, input_precision=PREC, out_dtype=ACC)
-                tl.atomic_add(
-                    dh_ptr + rows64[:, None] * stride_dhn + dd[None, :],
-                    dh.to(dh_ptr.dtype.element_ty),
-                    mask=row_mask[:, None] & d_mask[None, :],
-                )
+                _add_tile(dh_ptr, rows64, row_mask, dd, d_mask, stride_dhn, dh)
             if COMPUTE_DC:
-                h_blk = tl.load(
-                    h_ptr + rows64[:, None] * stride_hn + dd[None, :] * stride_hd,
-                    mask=row_mask[:, None] & d_mask[None, :],
-                    other=0.0,
-                )
+                h_blk = _load_tile(h_ptr, rows64, row_mask, dd, d_mask, stride_hn, stride_hd)
                 dc = tl.dot(tl.trans(dy_in), h_blk, input_precision=PREC, out_dtype=ACC)
-                tl.atomic_add(
-                    dc_ptr + (cols64 - dc_row0)[:, None] * stride_dcv + dd[None, :],
-                    dc.to(dc_ptr.dtype.element_ty),
-                    mask=col_mask[:, None] & d_mask[None, :],
-                )
+                _add_tile(dc_ptr, cols64 - dc_row0, col_mask, dd, d_mask, stride_dcv, dc)
 
 
 def _stats_configs() -> list[triton.Config]:
