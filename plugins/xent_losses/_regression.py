@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from xent_core import BadInputError, BadParameterError, input_checks_enabled, validate
@@ -38,3 +40,16 @@ def prepare_values(
         raise BadInputError(f"{who}: values must be finite (NaN marks an ignored item), got inf")
     b.valid = ~torch.isnan(v)
     return b, torch.where(b.valid, v, torch.zeros_like(v))
+
+
+def softmax_mean(
+    logits: torch.Tensor, points: Callable[..., torch.Tensor], vmin: float, vmax: float
+) -> torch.Tensor:
+    """``sum_j softmax(logits)_j * x_j`` over the last dimension, in float32 (float64 for float64).
+
+    ``x = points(vmin, vmax, num_bins, dtype=, device=)`` are the support points (bin centres or
+    atoms) of the (..., num_bins) logits.
+    """
+    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    x = points(vmin, vmax, logits.shape[-1], dtype=dtype, device=logits.device)
+    return torch.softmax(logits.to(dtype), dim=-1) @ x

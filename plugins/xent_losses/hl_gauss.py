@@ -9,7 +9,7 @@ import torch
 from xent_core.base_loss import Loss
 
 from ._common import check_number, check_reduction, reduce, soft_nll
-from ._regression import check_support, prepare_values
+from ._regression import check_support, prepare_values, softmax_mean
 
 _WHO = "hl-gauss"
 
@@ -48,9 +48,7 @@ def hl_gauss_target(
 
 def hl_gauss_predict(logits: torch.Tensor, vmin: float, vmax: float) -> torch.Tensor:
     """Scalar prediction from (..., num_bins) logits: ``sum_i softmax(logits)_i * centre_i``."""
-    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    centers = bin_centers(vmin, vmax, logits.shape[-1], dtype=dtype, device=logits.device)
-    return torch.softmax(logits.to(dtype), dim=-1) @ centers
+    return softmax_mean(logits, bin_centers, vmin, vmax)
 
 
 def hl_gauss_loss(

@@ -7,7 +7,7 @@ import torch
 from xent_core.base_loss import Loss
 
 from ._common import check_reduction, reduce, soft_nll
-from ._regression import check_support, prepare_values
+from ._regression import check_support, prepare_values, softmax_mean
 
 _WHO = "two-hot"
 
@@ -39,9 +39,7 @@ def two_hot_target(values: torch.Tensor, vmin: float, vmax: float, num_bins: int
 
 def two_hot_predict(logits: torch.Tensor, vmin: float, vmax: float) -> torch.Tensor:
     """Scalar prediction from (..., num_bins) logits: ``sum_j softmax(logits)_j * a_j``."""
-    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    atoms = support_atoms(vmin, vmax, logits.shape[-1], dtype=dtype, device=logits.device)
-    return torch.softmax(logits.to(dtype), dim=-1) @ atoms
+    return softmax_mean(logits, support_atoms, vmin, vmax)
 
 
 def two_hot_loss(
