@@ -44,6 +44,9 @@ ESTIMATORS: dict[str, str] = {
     "entropy-patching": "xent_estimators.entropy_patching:EntropyPatching",
     "entropy-switch": "xent_estimators.entropy_switch:EntropySwitchCost",
     "attention-entropy": "xent_estimators.attention_entropy:AttentionEntropy",
+    "cs-divergence": "xent_estimators.cauchy_schwarz:CSDivergence",
+    "cs-qmi": "xent_estimators.cauchy_schwarz:CSQuadraticMI",
+    "mixture-log-loss": "xent_estimators.mixture_log_loss:MixtureLogLoss",
 }
 
 
@@ -90,6 +93,7 @@ _HELPERS = {
     "entropy_invariant_scale": "attention_entropy",
     "attention_row_entropy": "attention_entropy",
     "attention_entropy_from_qk": "attention_entropy",
+    "cs_divergence_gaussian": "cauchy_schwarz",
 }
 
 
