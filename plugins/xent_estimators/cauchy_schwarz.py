@@ -160,13 +160,17 @@ def conditional_cs_divergence(
 ) -> torch.Tensor:
     """Conditional CS divergence ``D_CS(p(y|x) || q(y_hat|x))`` for paired rows, in nats.
 
+    ``D = -2 log int int p(y|x) q(y|x) dx dy + log int int p(y|x)^2 + log int int q(y|x)^2``.
     With ``K`` the Gram matrix of ``x`` and ``L1``, ``L2``, ``L21`` those of ``y``, ``y_hat`` and
-    the cross pairs ``(y_hat_j, y_i)``, and ``d_j = (sum_i K_ji)^2`` (the plug-in estimator of
-    ``p(x_j)^2``; ``denominator='sum-of-squares'`` uses ``sum_i K_ji^2`` as the official code):
+    the cross pairs ``(y_hat_j, y_i)``:
 
         D = log sum_j (sum_i K_ji L1_ji)/d_j + log sum_j (sum_i K_ji L2_ji)/d_j
-            - 2 log sum_j (sum_i K_ji L21_ji)/d_j.
+            - 2 log sum_j (sum_i K_ji L21_ji)/d_j,
 
+    with ``d_j = (sum_i K_ji)^2`` (``'squared-sum'``: each integral is the sample mean of
+    ``p(x, y) / p(x)^2`` with KDEs plugged in). ``'sum-of-squares'`` (the official code,
+    ``loss_cs.py``) uses ``d_j = sum_i K_ji^2``, a KDE of ``p(x)`` alone: it estimates the
+    ``p(x)``-weighted divergence ``-2 log E_x int p q dy + log E_x int p^2 dy + log E_x int q^2 dy``.
     Full n x n matrices (it is a training loss: autograd keeps them anyway).
     """
     sy = sigma if sigma_y is None else sigma_y
@@ -266,7 +270,24 @@ class CSDivergence:
         """The divergence as a differentiable tensor (nats; for losses; no input checks)."""
         return cs_divergence_tensor(x, y, resolve_sigma(self.sigma, x, y))
 
-    conditional = staticmethod(conditional_cs_divergence)
+    def conditional(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        y_hat: torch.Tensor,
+        denominator: str = "squared-sum",
+    ) -> torch.Tensor:
+        """Conditional ``D_CS(p(y|x) || q(y_hat|x))`` as a differentiable tensor (nats; for
+        losses; no input checks). ``'median'`` is taken on ``x`` and on ``y`` with ``y_hat``."""
+        sx = resolve_sigma(self.sigma, x)
+        return conditional_cs_divergence(
+            x,
+            y,
+            y_hat,
+            sx,
+            resolve_sigma(self.sigma, y, y_hat),
+            validate.choice("denominator", denominator, DENOMINATORS),
+        )
 
 
 class CSQuadraticMI:

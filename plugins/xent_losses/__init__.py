@@ -37,6 +37,7 @@ LOSSES: dict[str, str] = {
     "binary-kd": "xent_losses.binary_kd:BinaryKDLoss",
     "nt-xent": "xent_losses.nt_xent:NTXentLoss",
     "attention-entropy-reg": "xent_losses.attention_entropy_reg:AttentionEntropyRegLoss",
+    "cs-ib": "xent_losses.cs_ib:CSIBLoss",
 }
 
 

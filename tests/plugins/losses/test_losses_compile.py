@@ -82,6 +82,7 @@ def _grad_keys(inputs: dict[str, torch.Tensor]) -> list[str]:
         ["logprobs"],
         ["view_a", "view_b"],
         ["attentions"],
+        ["latent", "predictions"],
     ):
         if all(k in inputs for k in keys):
             return keys
