@@ -284,3 +284,13 @@ def test_bad_inputs_and_parameters():
             _qmi(sigma_y=bad) if bad is not None else _qmi(sigma=bad)
     with pytest.raises(xent_core.BadParameterError):
         _qmi(normalized="yes")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_inputs_match_cpu():
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(301, 3)), rng.normal(0.3, 1.1, size=(257, 3))
+    for est, b in ((_div(sigma="median"), y), (_qmi(sigma=0.7, normalized=True), x[:, :2] ** 2)):
+        cpu = est(x, b)
+        gpu = est(torch.from_numpy(x).cuda(), torch.from_numpy(b).cuda())
+        assert gpu == pytest.approx(cpu, rel=1e-9, abs=1e-12)

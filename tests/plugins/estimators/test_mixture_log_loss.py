@@ -111,3 +111,11 @@ def test_bad_inputs_and_parameters():
         _est(mode="iid")
     with pytest.raises(xent_core.BadParameterError):
         _est(statistic="bound")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_inputs_match_cpu():
+    lp = np.log(np.random.default_rng(1).uniform(0.1, 0.9, size=(5, 33)))
+    for mode in ("sequential", "per-example"):
+        cpu = _est(mode=mode)(lp)
+        assert _est(mode=mode)(torch.from_numpy(lp).cuda()) == pytest.approx(cpu, rel=1e-12)
