@@ -155,3 +155,9 @@ def test_bad_inputs_and_parameters():
                {"normalized": 1}, {"base": 1.0}, {"max_batch": 1}):  # fmt: skip
         with pytest.raises(xent_core.BadParameterError):
             xent_core.loss("cs-ib", **kw)
+
+
+def test_defaults_follow_the_official_code():
+    # CS_IB_Housing.py: beta = 0.01, sigma = 1, normalised CS-QMI for the compression term
+    loss = xent_core.loss("cs-ib")
+    assert (loss.beta, loss.sigma, loss.normalized) == (0.01, 1.0, True)
