@@ -215,7 +215,7 @@ def cs_divergence_gaussian(mean1: Any, cov1: Any, mean2: Any, cov2: Any) -> floa
 
 # ----------------------------------------------------------------------------- estimators
 class CSDivergence:
-    """cs-divergence: Cauchy-Schwarz divergence between two samples with Parzen (Gaussian KDE) densities.
+    """cs-divergence: Cauchy-Schwarz divergence between two samples, from Gaussian KDEs.
 
         D_CS(p || q) = -log[(int p q)^2 / (int p^2 int q^2)]
                      = -2 log int p q + log int p^2 + log int q^2 >= 0 (symmetric),

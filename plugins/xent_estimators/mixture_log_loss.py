@@ -32,7 +32,7 @@ def _weights(w: Any, m: int, device: torch.device) -> torch.Tensor:
 
 
 class MixtureLogLoss:
-    """mixture-log-loss: log-loss of a Bayesian mixture (ensemble) of M predictors and its regret against the best one.
+    """mixture-log-loss: Bayesian-mixture (ensemble) log-loss and its regret against the best member.
 
     ``member_logprobs`` (M, n) holds each member's log-probability of the observed outcomes
     ``lp_mt = log p_m(y_t | ...)`` (log-densities are fine too), ``weights`` (M,) the prior

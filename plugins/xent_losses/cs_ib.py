@@ -17,7 +17,7 @@ DENOMINATORS = ("squared-sum", "sum-of-squares")
 
 
 class CSIBLoss(Loss):
-    """cs-ib: Cauchy-Schwarz information bottleneck for regression (conditional CS divergence + beta * CS-QMI).
+    """cs-ib: Cauchy-Schwarz information bottleneck for regression (conditional CS divergence + CS-QMI).
 
     With ``x`` the inputs, ``z`` the bottleneck representation, ``y`` the targets and ``y_hat``
     the predictions of one batch, Gaussian kernels of bandwidth ``sigma`` and the KDE estimators
