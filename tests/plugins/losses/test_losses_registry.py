@@ -22,9 +22,9 @@ ISSUE_NAMES = {
     "cross-entropy", "z-loss", "comp-sum", "generalized-ce", "mae", "focal", "poly1", "ldr-kl",
     "aldr-kl", "dice", "bias-loss", "hl-gauss", "two-hot", "pass-at-n", "emo",
 }  # fmt: skip
-# losses without a logits input: sequence log-probabilities (RL), embeddings (contrastive) or
-# attention maps
-NO_LOGITS = {"implicit-prm", "clip-cov", "kl-cov", "nt-xent", "attention-entropy-reg"}
+# losses without a logits input: sequence log-probabilities (RL), embeddings (contrastive),
+# attention maps, or representations and regression outputs (information bottleneck)
+NO_LOGITS = {"implicit-prm", "clip-cov", "kl-cov", "nt-xent", "attention-entropy-reg", "cs-ib"}
 
 
 def test_every_issue_component_is_registered_with_metadata() -> None:
