@@ -38,6 +38,7 @@ LOSSES: dict[str, str] = {
     "nt-xent": "xent_losses.nt_xent:NTXentLoss",
     "attention-entropy-reg": "xent_losses.attention_entropy_reg:AttentionEntropyRegLoss",
     "cs-ib": "xent_losses.cs_ib:CSIBLoss",
+    "mmcr": "xent_losses.mmcr:MMCRLoss",
 }
 
 

@@ -48,6 +48,7 @@ INPUTS: dict[str, Callable[[torch.Generator], torch.Tensor]] = {
     "labels": lambda g: torch.randint(0, 2, (N,), generator=g),
     "view_a": lambda g: torch.randn(N, D, generator=g),
     "view_b": lambda g: torch.randn(N, D, generator=g),
+    "embeddings": lambda g: torch.randn(N + 1, D, generator=g),  # even rows: 2 views per sample
 }
 
 #: optional inputs the sweep passes too (a student-teacher loss needs its teacher)

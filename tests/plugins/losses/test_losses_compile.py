@@ -66,6 +66,8 @@ def _inputs(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
         "classifier": lambda: torch.randn(C, D, generator=gen, dtype=torch.float64),
         "teacher_hidden": lambda: torch.randn(N, D, generator=gen, dtype=torch.float64),
         "teacher_classifier": lambda: torch.randn(C, D, generator=gen, dtype=torch.float64),
+        # representation regularisers: an even number of rows (2 views per sample)
+        "embeddings": lambda: torch.randn(N + 1, D, generator=gen, dtype=torch.float64),
     }
     if name == "emo":
         names.add("classifier")
@@ -83,6 +85,7 @@ def _grad_keys(inputs: dict[str, torch.Tensor]) -> list[str]:
         ["view_a", "view_b"],
         ["attentions"],
         ["latent", "predictions"],
+        ["embeddings"],
     ):
         if all(k in inputs for k in keys):
             return keys

@@ -22,9 +22,17 @@ ISSUE_NAMES = {
     "cross-entropy", "z-loss", "comp-sum", "generalized-ce", "mae", "focal", "poly1", "ldr-kl",
     "aldr-kl", "dice", "bias-loss", "hl-gauss", "two-hot", "pass-at-n", "emo",
 }  # fmt: skip
-# losses without a logits input: sequence log-probabilities (RL), embeddings (contrastive),
-# attention maps, or representations and regression outputs (information bottleneck)
-NO_LOGITS = {"implicit-prm", "clip-cov", "kl-cov", "nt-xent", "attention-entropy-reg", "cs-ib"}
+# losses without a logits input: sequence log-probabilities (RL), embeddings
+# (contrastive, representation regularisers), attention maps or predictions
+NO_LOGITS = {
+    "implicit-prm",
+    "clip-cov",
+    "kl-cov",
+    "nt-xent",
+    "attention-entropy-reg",
+    "cs-ib",
+    "mmcr",
+}
 
 
 def test_every_issue_component_is_registered_with_metadata() -> None:
