@@ -39,6 +39,7 @@ LOSSES: dict[str, str] = {
     "attention-entropy-reg": "xent_losses.attention_entropy_reg:AttentionEntropyRegLoss",
     "cs-ib": "xent_losses.cs_ib:CSIBLoss",
     "mmcr": "xent_losses.mmcr:MMCRLoss",
+    "nn-entropy-reg": "xent_losses.nn_entropy_reg:NNEntropyRegLoss",
 }
 
 

@@ -32,6 +32,7 @@ NO_LOGITS = {
     "attention-entropy-reg",
     "cs-ib",
     "mmcr",
+    "nn-entropy-reg",
 }
 
 
