@@ -94,6 +94,8 @@ _HELPERS = {
     "attention_row_entropy": "attention_entropy",
     "attention_entropy_from_qk": "attention_entropy",
     "cs_divergence_gaussian": "cauchy_schwarz",
+    "matrix_entropy_tensor": "matrix_entropy",
+    "spectrum_entropy": "matrix_entropy",
 }
 
 

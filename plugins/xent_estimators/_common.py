@@ -241,8 +241,14 @@ def pow2_scale(x: torch.Tensor | np.ndarray) -> float:
     return math.ldexp(1.0, math.frexp(m)[1])
 
 
-def preprocess_rows(x: torch.Tensor, *, center: bool, normalize_rows: bool) -> torch.Tensor:
-    """Optionally centre the columns, then optionally scale each row to unit L2 norm."""
+def preprocess_rows(
+    x: torch.Tensor, *, center: bool, normalize_rows: bool, check: bool = True
+) -> torch.Tensor:
+    """Optionally centre the columns, then optionally scale each row to unit L2 norm.
+
+    ``check=False`` skips the zero-row check (a data-dependent branch: the differentiable losses
+    that reuse this turn it off with ``xent_core.input_checks``, e.g. under ``torch.compile``).
+    """
     if center:
         x = x - x.mean(dim=0, keepdim=True)
     if normalize_rows:
@@ -252,7 +258,7 @@ def preprocess_rows(x: torch.Tensor, *, center: bool, normalize_rows: bool) -> t
         _, exponent = torch.frexp(torch.where(peak > 0, peak, torch.ones_like(peak)))
         x = torch.ldexp(x, -exponent.to(x.dtype))
         norms = x.norm(dim=1, keepdim=True)
-        if bool((norms == 0).any()):
+        if check and bool((norms == 0).any()):
             bad = int((norms == 0).sum())
             raise BadInputError(
                 f"{bad} row(s) are zero{' after centring' if center else ''} and cannot be "

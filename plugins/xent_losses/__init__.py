@@ -40,6 +40,7 @@ LOSSES: dict[str, str] = {
     "cs-ib": "xent_losses.cs_ib:CSIBLoss",
     "mmcr": "xent_losses.mmcr:MMCRLoss",
     "nn-entropy-reg": "xent_losses.nn_entropy_reg:NNEntropyRegLoss",
+    "matrix-entropy-reg": "xent_losses.matrix_entropy_reg:MatrixEntropyRegLoss",
 }
 
 

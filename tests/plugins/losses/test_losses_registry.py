@@ -33,6 +33,7 @@ NO_LOGITS = {
     "cs-ib",
     "mmcr",
     "nn-entropy-reg",
+    "matrix-entropy-reg",
 }
 
 
