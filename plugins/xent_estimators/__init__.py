@@ -96,6 +96,8 @@ _HELPERS = {
     "cs_divergence_gaussian": "cauchy_schwarz",
     "matrix_entropy_tensor": "matrix_entropy",
     "spectrum_entropy": "matrix_entropy",
+    "dcov_terms": "distance_correlation",
+    "jdcov2": "distance_correlation",
 }
 
 

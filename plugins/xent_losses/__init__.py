@@ -41,6 +41,7 @@ LOSSES: dict[str, str] = {
     "mmcr": "xent_losses.mmcr:MMCRLoss",
     "nn-entropy-reg": "xent_losses.nn_entropy_reg:NNEntropyRegLoss",
     "matrix-entropy-reg": "xent_losses.matrix_entropy_reg:MatrixEntropyRegLoss",
+    "dcov-reg": "xent_losses.dcov_reg:DCovRegLoss",
 }
 
 

@@ -49,6 +49,8 @@ INPUTS: dict[str, Callable[[torch.Generator], torch.Tensor]] = {
     "view_a": lambda g: torch.randn(N, D, generator=g),
     "view_b": lambda g: torch.randn(N, D, generator=g),
     "embeddings": lambda g: torch.randn(N + 1, D, generator=g),  # even rows: 2 views per sample
+    "predictions": lambda g: torch.randn(N, generator=g),
+    "protected": lambda g: torch.randn(N, F, generator=g),
 }
 
 #: optional inputs the sweep passes too (a student-teacher loss needs its teacher)

@@ -68,6 +68,8 @@ def _inputs(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
         "teacher_classifier": lambda: torch.randn(C, D, generator=gen, dtype=torch.float64),
         # representation regularisers: an even number of rows (2 views per sample)
         "embeddings": lambda: torch.randn(N + 1, D, generator=gen, dtype=torch.float64),
+        "predictions": lambda: torch.randn(N, generator=gen, dtype=torch.float64),
+        "protected": lambda: torch.randn(N, 2, generator=gen, dtype=torch.float64),
     }
     if name == "emo":
         names.add("classifier")
@@ -86,6 +88,7 @@ def _grad_keys(inputs: dict[str, torch.Tensor]) -> list[str]:
         ["attentions"],
         ["latent", "predictions"],
         ["embeddings"],
+        ["predictions"],
     ):
         if all(k in inputs for k in keys):
             return keys

@@ -34,6 +34,7 @@ NO_LOGITS = {
     "mmcr",
     "nn-entropy-reg",
     "matrix-entropy-reg",
+    "dcov-reg",
 }
 
 
