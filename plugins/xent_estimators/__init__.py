@@ -47,6 +47,7 @@ ESTIMATORS: dict[str, str] = {
     "cs-divergence": "xent_estimators.cauchy_schwarz:CSDivergence",
     "cs-qmi": "xent_estimators.cauchy_schwarz:CSQuadraticMI",
     "mixture-log-loss": "xent_estimators.mixture_log_loss:MixtureLogLoss",
+    "compressed-mi": "xent_estimators.compressed_mi:CompressedMutualInformation",
 }
 
 
