@@ -108,3 +108,15 @@ def check_generator(generator: Any) -> torch.Generator | None:
             f"generator must be a torch.Generator or None, got {type(generator).__name__}"
         )
     return generator
+
+
+def policy_example_inputs(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """(3, 5) log-probs, old log-probs, advantages and a response mask, for the sweep."""
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    mask[1, 3:] = False
+    return {
+        "logprobs": -torch.rand(3, 5, generator=generator) * 3,
+        "old_logprobs": -torch.rand(3, 5, generator=generator) * 3,
+        "advantages": torch.randn(3, 5, generator=generator),
+        "mask": mask,
+    }

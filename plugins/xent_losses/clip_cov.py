@@ -12,6 +12,7 @@ from ._policy import (
     aggregate,
     centred_covariance,
     check_generator,
+    policy_example_inputs,
     policy_inputs,
     selection_size,
 )
@@ -68,17 +69,7 @@ class ClipCovLoss(Loss):
     )
     capabilities = {"differentiable": True, "devices": ("cpu", "cuda")}
 
-    @staticmethod
-    def example_inputs(generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """(3, 5) log-probs, old log-probs, advantages and a response mask, for the sweep."""
-        mask = torch.ones(3, 5, dtype=torch.bool)
-        mask[1, 3:] = False
-        return {
-            "logprobs": -torch.rand(3, 5, generator=generator) * 3,
-            "old_logprobs": -torch.rand(3, 5, generator=generator) * 3,
-            "advantages": torch.randn(3, 5, generator=generator),
-            "mask": mask,
-        }
+    example_inputs = staticmethod(policy_example_inputs)
 
     def __init__(
         self,

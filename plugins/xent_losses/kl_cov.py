@@ -7,7 +7,14 @@ import torch
 from xent_core import validate
 from xent_core.base_loss import Loss
 
-from ._policy import AGG_MODES, aggregate, centred_covariance, policy_inputs, selection_size
+from ._policy import (
+    AGG_MODES,
+    aggregate,
+    centred_covariance,
+    policy_example_inputs,
+    policy_inputs,
+    selection_size,
+)
 
 
 class KLCovLoss(Loss):
@@ -39,17 +46,7 @@ class KLCovLoss(Loss):
     )
     capabilities = {"differentiable": True, "devices": ("cpu", "cuda")}
 
-    @staticmethod
-    def example_inputs(generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """(3, 5) log-probs, old log-probs, advantages and a response mask, for the sweep."""
-        mask = torch.ones(3, 5, dtype=torch.bool)
-        mask[1, 3:] = False
-        return {
-            "logprobs": -torch.rand(3, 5, generator=generator) * 3,
-            "old_logprobs": -torch.rand(3, 5, generator=generator) * 3,
-            "advantages": torch.randn(3, 5, generator=generator),
-            "mask": mask,
-        }
+    example_inputs = staticmethod(policy_example_inputs)
 
     def __init__(
         self,
