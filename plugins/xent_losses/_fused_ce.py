@@ -17,7 +17,11 @@ memory: one block).
 Speed: each block goes through PyTorch's fused ``log_softmax`` (forward) and ``softmax``
 (backward) kernels, one pass each instead of separate max / subtract / exp / sum steps;
 ``tanh`` of the soft cap is evaluated once per block in each direction (its derivative
-``1 - tanh^2`` reuses the backward's value).
+``1 - tanh^2`` reuses the backward's value). The float32 block buffers are allocated once per
+call and reused by every block (``_Workspace``), and ``lse`` costs its two ``amax`` passes only
+when the caller asks for it (the z-loss). Every step writes float32 to float32: a float32
+multiplier applied to a bfloat16 tensor goes through PyTorch's slow mixed-dtype loop (about
+25x a same-dtype ``mul_`` on the CPU), so the result is converted once, at the end of a block.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 
 import torch
 
-_BLOCK_ELEMENTS = 1 << 20  # about 4 MiB of float32 per block
+_BLOCK_ELEMENTS = 1 << 18  # 1 MiB of float32 per block: two buffers stay in a 2 MiB L2 cache
 
 
 def _rows_per_block(num_classes: int) -> int:
@@ -37,35 +41,71 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
+class _Workspace:
+    """Compute-dtype buffers of one block, allocated on first use and reused by every block.
+
+    Fresh (rows, C) temporaries per block cost page faults whenever the allocator hands their
+    memory back to the system between blocks; a few reused buffers cost one allocation each.
+    """
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.cols = x.shape[1]
+        self.rows = max(1, min(x.shape[0], _rows_per_block(self.cols)))
+        self.dtype, self.device = _compute_dtype(x), x.device
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, rows: int) -> torch.Tensor:
+        """The buffer ``name`` cut to ``rows`` rows (contents undefined)."""
+        buf = self._buffers.get(name)
+        if buf is None:
+            buf = torch.empty(self.rows, self.cols, dtype=self.dtype, device=self.device)
+            self._buffers[name] = buf
+        return buf[:rows]
+
+
 def _transform(
-    x: torch.Tensor, softcap: float | None, inv_temp: float
+    x: torch.Tensor, softcap: float | None, inv_temp: float, ws: _Workspace
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(z, t)``: ``z = softcap * tanh(x / softcap) * inv_temp`` in float32/float64, ``t`` the
-    tanh (``None`` without a cap). ``z`` may be ``x`` itself when nothing changes it."""
-    dtype = _compute_dtype(x)
+    """``(z, t)``: ``z = softcap * tanh(x / softcap) * inv_temp`` in the compute dtype, ``t`` the
+    tanh (``None`` without a cap), both in ``ws``'s buffers. ``z`` is ``x`` itself when nothing
+    changes it."""
+    rows = x.shape[0]
     if softcap is not None:
-        t = _tanh(x, softcap, dtype)
-        return t * (softcap * inv_temp), t
-    z = x.to(dtype)
-    return (z * inv_temp if inv_temp != 1.0 else z), None
+        t = _tanh_into(x, softcap, ws.get("t", rows), ws.get("z", rows))
+        return torch.mul(t, softcap * inv_temp, out=ws.get("z", rows)), t
+    if x.dtype == ws.dtype and inv_temp == 1.0:
+        return x, None
+    z = ws.get("z", rows).copy_(x)
+    return (z.mul_(inv_temp) if inv_temp != 1.0 else z), None
 
 
-def _tanh(x: torch.Tensor, softcap: float, dtype: torch.dtype) -> torch.Tensor:
-    """``tanh(x / softcap)`` in ``dtype`` (a new tensor).
+def _tanh_into(
+    x: torch.Tensor, softcap: float, out: torch.Tensor, tmp: torch.Tensor
+) -> torch.Tensor:
+    """``tanh(x / softcap)`` written to ``out`` (``tmp``: scratch of the same shape).
 
     In float32 on the CPU as ``e / (e + 2)`` with ``e = expm1(2 u)``, ``u`` clamped to
     [-20, 20] where tanh is +-1 to float32 precision: within 1.5 ulp of float64 (``torch.tanh``:
     0.5 ulp) and several times faster there than PyTorch's CPU ``tanh``; elsewhere ``torch.tanh``.
     """
-    if dtype != torch.float32 or x.device.type != "cpu":
-        return torch.tanh(x.to(dtype) / softcap)
-    e = x * (2.0 / softcap) if x.dtype == dtype else x.to(dtype).mul_(2.0 / softcap)
-    e = e.clamp_(-20.0, 20.0).expm1_()
-    return e.div_(e + 2.0)
+    out.copy_(x)
+    if out.dtype != torch.float32 or out.device.type != "cpu":
+        return out.div_(softcap).tanh_()
+    e = out.mul_(2.0 / softcap).clamp_(-20.0, 20.0).expm1_()
+    return e.div_(torch.add(e, 2.0, out=tmp))
+
+
+def _tanh(x: torch.Tensor, softcap: float, dtype: torch.dtype) -> torch.Tensor:
+    """``tanh(x / softcap)`` in ``dtype`` as a new tensor (see :func:`_tanh_into`)."""
+    out = torch.empty(x.shape, dtype=dtype, device=x.device)
+    return _tanh_into(x, softcap, out, torch.empty_like(out))
 
 
 class FusedCrossEntropy(torch.autograd.Function):
-    """``(ce, lse)`` per row; see the module docstring for the formula."""
+    """``(ce, lse)`` per row; see the module docstring for the formula.
+
+    ``lse`` is computed only when ``want_lse`` (otherwise an empty tensor, not differentiable).
+    """
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -77,23 +117,30 @@ class FusedCrossEntropy(torch.autograd.Function):
         w: torch.Tensor | None,
         softcap: float | None,
         inv_temp: float,
+        want_lse: bool,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        n, c = x.shape
-        dtype = _compute_dtype(x)
-        lse = torch.empty(n, dtype=dtype, device=x.device)
-        ce = torch.empty(n, dtype=dtype, device=x.device)
-        step = _rows_per_block(c)
-        for r0 in range(0, n, step):
-            r1 = min(n, r0 + step)
-            z, _ = _transform(x[r0:r1], softcap, inv_temp)
-            logp = torch.log_softmax(z, dim=-1)
-            # lse at the row's largest entry: z_m - log p_m with log p_m in [-log C, 0]
-            lse[r0:r1] = z.amax(-1) - logp.amax(-1)
-            ce_blk = logp.gather(1, ids[r0:r1, None]).squeeze(1).mul_(a[r0:r1].neg())
+        n = x.shape[0]
+        ws = _Workspace(x)
+        lse = torch.empty(n if want_lse else 0, dtype=ws.dtype, device=x.device)
+        ce = torch.empty(n, 1, dtype=ws.dtype, device=x.device)
+        smooth = torch.empty(n if b is not None else 0, dtype=ws.dtype, device=x.device)
+        for r0 in range(0, n, ws.rows):
+            r1 = min(n, r0 + ws.rows)
+            z, _ = _transform(x[r0:r1], softcap, inv_temp, ws)
+            logp = torch.ops.aten._log_softmax.out(z, -1, False, out=ws.get("logp", r1 - r0))
+            torch.gather(logp, 1, ids[r0:r1, None], out=ce[r0:r1])
+            if want_lse:  # lse at the row's largest entry: z_m - log p_m, log p_m in [-log C, 0]
+                torch.sub(z.amax(-1), logp.amax(-1), out=lse[r0:r1])
             if b is not None:  # sum_k w_k (lse - z_k) = -sum_k w_k log p_k
-                smooth = logp.sum(-1) if w is None else logp @ w
-                ce_blk = ce_blk - b[r0:r1] * smooth
-            ce[r0:r1] = ce_blk
+                if w is None:
+                    torch.sum(logp, -1, out=smooth[r0:r1])
+                else:
+                    torch.mv(logp, w, out=smooth[r0:r1])
+        ce = ce.squeeze(1).mul_(a.neg())
+        if b is not None:
+            ce.sub_(smooth.mul_(b))
+        if not want_lse:
+            ctx.mark_non_differentiable(lse)
         ctx.save_for_backward(x, ids, a, b, w)
         ctx.softcap, ctx.inv_temp = softcap, inv_temp
         return ce, lse
@@ -105,9 +152,10 @@ class FusedCrossEntropy(torch.autograd.Function):
         x, ids, a, b, w = ctx.saved_tensors
         softcap, inv_temp = ctx.softcap, ctx.inv_temp
         if not ctx.needs_input_grad[0]:
-            return (None,) * 7
+            return (None,) * 8
         n, c = x.shape
-        dtype = _compute_dtype(x)
+        ws = _Workspace(x)
+        dtype = ws.dtype
         g_ce = torch.zeros(n, dtype=dtype, device=x.device) if g_ce is None else g_ce.to(dtype)
         # d ce_i / d z_ik = (a_i + b_i W) p_ik - a_i [k = y_i] - b_i w_k;  d lse_i / d z_ik = p_ik
         total_w = float(c) if w is None else w.sum()
@@ -116,20 +164,17 @@ class FusedCrossEntropy(torch.autograd.Function):
         if b is not None:
             coef_w = g_ce * b
             coef_p = coef_p + coef_w * total_w
-        if g_lse is not None:
+        if g_lse is not None and g_lse.numel():
             coef_p = coef_p + g_lse.to(dtype)
         coef_y = (g_ce * a).neg()
         grad = torch.empty_like(x)
         same = x.dtype == dtype and softcap is None and inv_temp == 1.0
-        step = _rows_per_block(c)
-        for r0 in range(0, n, step):
-            r1 = min(n, r0 + step)
-            if same:  # the softmax straight into the gradient: no block buffer
-                p = torch.ops.aten._softmax.out(x[r0:r1], -1, False, out=grad[r0:r1])
-                t = None
-            else:
-                z, t = _transform(x[r0:r1], softcap, inv_temp)
-                p = torch.softmax(z, dim=-1)
+        for r0 in range(0, n, ws.rows):
+            r1 = min(n, r0 + ws.rows)
+            z, t = _transform(x[r0:r1], softcap, inv_temp, ws)
+            # the softmax straight into the gradient when no conversion is needed
+            out = grad[r0:r1] if same else ws.get("p", r1 - r0)
+            p = torch.ops.aten._softmax.out(z, -1, False, out=out)
             p.mul_(coef_p[r0:r1, None])
             p.scatter_add_(1, ids[r0:r1, None], coef_y[r0:r1, None])
             if coef_w is not None:
@@ -143,4 +188,4 @@ class FusedCrossEntropy(torch.autograd.Function):
                 p.mul_(inv_temp)
             if not same:
                 grad[r0:r1].copy_(p)
-        return grad, None, None, None, None, None, None
+        return grad, None, None, None, None, None, None, None

@@ -2,13 +2,16 @@
 
 Three paths compute the same formula:
 
-- class ids, float32/float64 logits, no softcap/temperature/z-loss: PyTorch's fused
+- class ids on the CPU, and on other devices wherever PyTorch has no equivalent (half-precision
+  logits computed in float32, softcap, temperature, z-loss):
+  :class:`~xent_losses._fused_ce.FusedCrossEntropy`, a chunked autograd Function that saves no
+  (N, C) tensor and recomputes the softmax block by block in the backward. On the CPU it takes
+  0.5-0.8x the time of ``F.cross_entropy`` in float32 (measured in docs/benchmarks.md), which
+  keeps the (N, C) log-probabilities for its backward;
+- class ids, float32/float64 logits, no softcap/temperature/z-loss on a GPU: PyTorch's fused
   ``F.cross_entropy`` (weights, label smoothing and ``ignore_index`` included) with
   ``reduction='sum'``; ``mean`` divides by a denominator computed from the (N,) targets, so an
   all-ignored batch gives 0 without a second pass over the (N, C) logits;
-- class ids otherwise (half-precision logits computed in float32, softcap, temperature,
-  z-loss): :class:`~xent_losses._fused_ce.FusedCrossEntropy`, a chunked autograd Function that
-  holds no (N, C) float32 buffer;
 - probability targets: the composite formula below.
 """
 
@@ -90,7 +93,9 @@ def _fused_path(
     if w_y is not None:
         a = a * w_y
     smooth = valid * (label_smoothing / b.num_classes) if label_smoothing else None
-    ce, lse = FusedCrossEntropy.apply(b.logits, b.ids, a, smooth, w, softcap, 1.0 / temperature)
+    ce, lse = FusedCrossEntropy.apply(
+        b.logits, b.ids, a, smooth, w, softcap, 1.0 / temperature, bool(z_loss)
+    )
     denominator = None
     if w_y is not None:
         denominator = (valid * w_y).sum()
@@ -158,7 +163,7 @@ def cross_entropy(
     if b.probs is not None:
         return _soft_path(b, w, reduction, label_smoothing, z_loss, softcap, temperature, num_items)
     plain = softcap is None and temperature == 1.0 and not z_loss
-    if plain and b.logits.dtype == dtype:
+    if plain and b.logits.dtype == dtype and b.logits.device.type != "cpu":
         return _fast_path(b, targets, w, ignore_index, reduction, label_smoothing, num_items)
     return _fused_path(b, w, reduction, label_smoothing, z_loss, softcap, temperature, num_items)
 
@@ -175,9 +180,9 @@ class CrossEntropyLoss(Loss):
       ``l = -sum_k w_k q_k log p_k``; ``mean`` divides by the number of items;
     - ``z_loss > 0`` adds ``z_loss * lse^2`` per item (PaLM), reduced without class weights.
 
-    Class ids with float32/float64 logits and no softcap, temperature or z-loss run through
-    PyTorch's fused ``F.cross_entropy``; half-precision logits are computed in float32 by a
-    chunked autograd Function that keeps no float32 copy of the logits.
+    Class ids run through a chunked autograd Function that saves no (N, C) tensor (half-precision
+    logits are computed in float32 block by block); on a GPU, float32/float64 logits without
+    softcap, temperature or z-loss go to PyTorch's fused ``F.cross_entropy`` instead.
 
     Args:
         weight: per-class weights (non-negative), default none.

@@ -96,7 +96,7 @@ def test_fused_function_gradcheck() -> None:
     s = torch.full((5,), 0.05, dtype=torch.float64)
     w = torch.tensor([0.5, 1.0, 2.0, 1.5], dtype=torch.float64)
     assert torch.autograd.gradcheck(
-        lambda t: _fused_ce.FusedCrossEntropy.apply(t, y, a, s, w, 2.5, 0.7), (x,)
+        lambda t: _fused_ce.FusedCrossEntropy.apply(t, y, a, s, w, 2.5, 0.7, True), (x,)
     )
 
 
@@ -116,10 +116,16 @@ def test_float32_tanh_of_the_cap_matches_float64() -> None:
     )
 
 
+@pytest.mark.parametrize("rows_per_block", [None, 5])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("options", [{}, {"softcap": 3.0}, {"z_loss": 1e-3, "temperature": 1.3}])
-def test_fused_path_in_float32_matches_float64(dtype: torch.dtype, options: dict) -> None:
-    """The fused softmax kernels per block (fast path) against float64 autograd (general path)."""
+def test_fused_path_in_float32_matches_float64(
+    dtype: torch.dtype, options: dict, rows_per_block: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fused softmax kernels per block (fast path) against float64 autograd (general path),
+    in one block and in ragged blocks of 5 rows that reuse the same float32 buffers."""
+    if rows_per_block is not None:
+        monkeypatch.setattr(_fused_ce, "_BLOCK_ELEMENTS", rows_per_block * 1031)
     gen = torch.Generator().manual_seed(13)
     x = (3 * torch.randn(37, 1031, generator=gen)).to(dtype)
     y = torch.randint(0, 1031, (37,), generator=gen)
