@@ -7,72 +7,56 @@ the command runs.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-bench_app = typer.Typer(
-    name="bench",
-    help="Benchmarks (each implementation in a fresh process).",
-    no_args_is_help=True,
-    add_completion=False,
+from xent_core.bench_cli import (
+    AppendDocsOption,
+    CaseOption,
+    ClockOption,
+    JsonOption,
+    MinTimeOption,
+    NoteOption,
+    RepeatsOption,
+    bench_group,
+    check_run,
 )
+
+bench_app = bench_group()
 
 _DTYPES = ("fp32", "bf16", "fp16", "fp64")
 
 
-@bench_app.callback()
-def _bench() -> None:
-    """Benchmarks (each implementation in a fresh process)."""
-
-
 @bench_app.command("losses")
 def losses(
-    case: Annotated[
-        list[str] | None,
-        typer.Option("--case", "-c", help="Case name, repeatable (default: every case)."),
-    ] = None,
+    case: CaseOption = None,
     dtype: Annotated[str, typer.Option("--dtype", help="fp32, bf16, fp16 or fp64.")] = "fp32",
     rows: Annotated[int, typer.Option("--rows", "-n", min=1, help="Items N.")] = 2048,
     cols: Annotated[int, typer.Option("--cols", "-v", min=1, help="Classes C.")] = 32768,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads.")] = 1,
-    min_time: Annotated[
-        float, typer.Option("--min-time", min=0.0, help="Seconds of timed runs per variant.")
-    ] = 1.0,
+    min_time: MinTimeOption = 1.0,
     checks: Annotated[
         bool, typer.Option("--checks", help="Input checks on (default off).")
     ] = False,
     compiled: Annotated[
         bool, typer.Option("--compiled/--no-compiled", help="Also time torch.compile (inductor).")
     ] = True,
-    repeats: Annotated[
-        int, typer.Option("--repeats", min=1, help="Alternating xent/peer rounds per case.")
-    ] = 5,
-    clock: Annotated[
-        str, typer.Option("--clock", help="cpu (process CPU time, default) or wall.")
-    ] = "cpu",
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write rows here.")] = None,
-    append_docs: Annotated[
-        Path | None, typer.Option("--append-docs", help="Append a Markdown section here.")
-    ] = None,
-    note: Annotated[str, typer.Option("--note", help="A line under the heading.")] = "",
+    repeats: RepeatsOption = 5,
+    clock: ClockOption = "cpu",
+    json_path: JsonOption = None,
+    append_docs: AppendDocsOption = None,
+    note: NoteOption = "",
 ) -> None:
     """Time forward+backward and peak memory of every loss against its peer, side by side."""
     from xent_core import BadParameterError
+    from xent_core.benchmarking import run_and_print
 
     from .bench import bench_cases, unlisted
 
     if dtype not in _DTYPES:
         raise BadParameterError(f"--dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
-    if clock not in ("cpu", "wall"):
-        raise BadParameterError(f"--clock must be cpu or wall, got {clock!r}")
-    known = bench_cases()
-    unknown = [c for c in case or [] if c not in known]
-    if unknown:
-        raise BadParameterError(f"unknown case {unknown[0]!r}; cases: {', '.join(known)}")
-    from xent_core.benchmarking import run_and_print
-
+    check_run(case, clock, bench_cases())
     run_and_print(
         "xent_losses.bench",
         case,
@@ -90,7 +74,3 @@ def losses(
         note=note,
         unlisted=unlisted(),
     )
-
-
-if __name__ == "__main__":
-    bench_app()

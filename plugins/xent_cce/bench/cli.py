@@ -13,19 +13,11 @@ from typing import Annotated, Any
 
 import typer
 
-bench_app = typer.Typer(
-    name="bench",
-    help="Benchmarks (each implementation in a fresh process).",
-    no_args_is_help=True,
-    add_completion=False,
-)
+from xent_core.bench_cli import bench_group
+
+bench_app = bench_group()
 
 _DTYPES = ("fp32", "fp16", "bf16")
-
-
-@bench_app.callback()
-def _bench() -> None:
-    """Benchmarks (each implementation in a fresh process)."""
 
 
 @bench_app.command("linear-ce")
