@@ -7,14 +7,17 @@ estimators``, plus the cost of the input checks) and replaces the text between t
     python benchmarks/peer_table.py --write docs/benchmarks.md
 
 Sections: cross-entropy at N=2048 C=32768 in fp32 and bf16 (plain, 10 % ignored, label
-smoothing, class weights); every loss at N=512 C=8192 fp32; the input checks of the main losses
-(on - off, over one ``amax`` pass over the logits); the kNN estimators at n=20000, d=2 and d=1.
+smoothing, class weights); plain cross-entropy at N=8192 C=128256 in bf16 (3 rounds; skipped
+with a note when less than 14 GiB is available; fp32 at that shape would need about 21 GiB in
+the timing process, which holds both variants' gradients and the peer's log-probabilities);
+every loss at N=512 C=8192 fp32; the input checks of the main losses (on - off, over one
+``amax`` pass over the logits); the kNN estimators at n=20000, d=2 and d=1.
 Each case: peak memory of xent and of its peer in a fresh process each, then one process that
 times them in ``--repeats`` alternating rounds (process CPU clock) and compares their outputs.
 
-Shorter runs: ``--quick`` (cross-entropy at N=512 C=32768, 3 rounds of 0.6 s),
+Shorter runs: ``--quick`` (cross-entropy at N=512 C=32768, 3 rounds of 0.6 s, no ``ce-large``),
 ``--no-compiled`` (skips ``torch.compile``, the slowest part on a cold cache), ``--sections``
-(a comma-separated subset of ``ce-fp32,ce-bf16,losses,checks,estimators``).
+(a comma-separated subset of ``ce-fp32,ce-bf16,ce-large,losses,checks,estimators``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from xent_core import benchmarking as B
 from xent_core._bench_checks import checks_markdown, run_checks_cost
 
 START, END = "<!-- peer-table:start -->", "<!-- peer-table:end -->"
-SECTIONS = ("ce-fp32", "ce-bf16", "losses", "checks", "estimators")
+SECTIONS = ("ce-fp32", "ce-bf16", "ce-large", "losses", "checks", "estimators")
+LARGE = {"rows": 8192, "cols": 128256}  # the issue's second shape: a Llama-3 vocabulary
+LARGE_NEED_GIB = 14.0  # bf16: inputs, both gradients, the peer's log-probabilities, slack
 CE_CASES = [
     "cross-entropy",
     "cross-entropy(ignore 10%)",
@@ -53,6 +58,17 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
     return lines + ["| " + " | ".join(r) + " |" for r in B.table_rows(rows)]
 
 
+def _available_gib() -> float:
+    """``MemAvailable`` of /proc/meminfo in GiB (infinite where there is none)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return float("inf")
+
+
 def run(args: argparse.Namespace) -> str:
     from xent_losses.bench import unlisted
 
@@ -62,8 +78,8 @@ def run(args: argparse.Namespace) -> str:
     common = {"min_time": args.min_time, "repeats": args.repeats, "clock": args.clock}
     out: list[str] = []
 
-    def heading(text: str) -> None:
-        out.extend(["", f"### {text}", "", _env_line(B.environment(), args.clock, args.repeats)])
+    def heading(text: str, repeats: int = args.repeats) -> None:
+        out.extend(["", f"### {text}", "", _env_line(B.environment(), args.clock, repeats)])
         out.append("")
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
@@ -72,6 +88,22 @@ def run(args: argparse.Namespace) -> str:
             heading(f"cross-entropy, N={big['rows']} C={big['cols']}, {dtype}")
             rows = B.run_suite(
                 "xent_losses.bench", CE_CASES, dtype=dtype, size=big, compiled=False, **common
+            )
+            out.extend(_table(rows))
+    if "ce-large" in args.sections and not quick:
+        large_repeats = min(3, args.repeats)
+        heading(f"cross-entropy, N={LARGE['rows']} C={LARGE['cols']}, bf16", large_repeats)
+        available = _available_gib()
+        if available < LARGE_NEED_GIB:
+            out.append(f"Skipped: {available:.1f} GiB available, about {LARGE_NEED_GIB} needed.")
+        else:
+            rows = B.run_suite(
+                "xent_losses.bench",
+                ["cross-entropy"],
+                dtype="bf16",
+                size=LARGE,
+                compiled=False,
+                **{**common, "repeats": large_repeats},
             )
             out.extend(_table(rows))
     if "losses" in args.sections:
