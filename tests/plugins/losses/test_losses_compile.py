@@ -25,9 +25,6 @@ REQUIRED = {
     "two-hot": {"vmin": -1.0, "vmax": 1.0, "num_bins": 6},
 }
 N, C, D = 7, 6, 5
-# xent_distill is being made compile-friendly by its owners; these still break the graph with
-# checks off on this commit (a data-dependent guard in the shared divergence code). The marks
-# are not strict: a fixed component simply passes.
 #: losses neither their own examples nor the generic inputs below fit (strict: a case that
 #: starts passing must move)
 UNFIT: dict[str, str] = {}
