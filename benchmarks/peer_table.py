@@ -11,7 +11,10 @@ smoothing, class weights); plain cross-entropy at N=8192 C=128256 in bf16 (3 rou
 with a note when less than 14 GiB is available; fp32 at that shape would need about 21 GiB in
 the timing process, which holds both variants' gradients and the peer's log-probabilities);
 every loss at N=512 C=8192 fp32; the input checks of the main losses (on - off, over one
-``amax`` pass over the logits); the kNN estimators at n=20000, d=2 and d=1.
+``amax`` pass over the logits); the kNN estimators (``knn-entropy``, ``ksg-mi``) at n=20000,
+d=2 and d=1; every other registered estimator at its own default size (its peer library where
+one is installed, else its formula written plainly in numpy / torch), and the estimators
+without a row, if any.
 Each case: peak memory of xent and of its peer in a fresh process each, then one process that
 times them in ``--repeats`` alternating rounds (process CPU clock) and compares their outputs.
 
@@ -124,18 +127,26 @@ def run(args: argparse.Namespace) -> str:
             checks_markdown(run_checks_cost("xent_losses.bench", CHECK_CASES, size=small, **common))
         )
     if "estimators" in args.sections:
+        from xent_estimators.bench import KNN, bench_cases
+        from xent_estimators.bench import unlisted as unlisted_estimators
+
+        est = {"dtype": "fp64", "checks": True, "compiled": False, **common}
         for dims in (2, 1):
             heading(f"estimators, n=20000, d={dims} per variable")
             rows = B.run_suite(
-                "xent_estimators.bench",
-                None,
-                dtype="fp64",
-                size={"rows": 20000, "cols": dims},
-                checks=True,
-                compiled=False,
-                **common,
+                "xent_estimators.bench", KNN, size={"rows": 20000, "cols": dims}, **est
             )
             out.extend(_table(rows))
+        heading("every other estimator at its own size")
+        others = [name for name in bench_cases() if name not in KNN]
+        rows = B.run_suite("xent_estimators.bench", others, size=None, **est)
+        out.extend(_table(rows))
+        sizes = "; ".join(
+            f"`{r['component']}` " + " x ".join(f"{v}" for v in r["size"].values()) for r in rows
+        )
+        out.extend(["", f"Sizes (rows x cols, as each case reads them): {sizes}."])
+        listed = "; ".join(f"`{k}` ({v})" for k, v in sorted(unlisted_estimators().items()))
+        out.extend(["", f"Registered estimators without a row: {listed or 'none'}."])
     return "\n".join(out).strip() + "\n"
 
 

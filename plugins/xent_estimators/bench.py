@@ -1,9 +1,10 @@
-"""The ``xent bench estimators`` suite: kNN estimators against a plain cKDTree formula.
+"""The ``xent bench estimators`` suite: every registered estimator against its baseline.
 
 NPEET is not installable here, so the peer of ``knn-entropy`` and ``ksg-mi`` is the formula
 written the way NPEET computes it (scipy ``cKDTree``, one thread as NPEET leaves it, the KSG
 range counts at ``eps - 1e-15``), independent of xent's code. Each variant runs in a fresh
-process; the value is the compared output.
+process; the value is the compared output. Every other estimator's row (a peer library where
+one is installed, else the plain formula) is in :mod:`.bench_rows`, at its own default size.
 """
 
 from __future__ import annotations
@@ -86,12 +87,66 @@ def _est(name: str) -> Callable[[Any, Any], float]:
     return call
 
 
+def _row_case(name: str, row: Any) -> BenchCase:
+    def make(variant: str, size: dict[str, int], dtype: str, seed: int):  # type: ignore[no-untyped-def]
+        import numpy as np
+        import torch
+
+        args = row.data(size, np.random.default_rng(seed))
+        if row.torch_in:
+            args = tuple(torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args)
+        if variant == "xent":
+            import xent_core
+
+            extra: dict[str, Any] = {}
+            if row.split is not None:
+                args, extra = row.split(*args)
+            est = xent_core.estimator(name, **row.params, **extra)
+
+            def fn() -> float:
+                return float(est(*args, **row.call))
+        else:
+
+            def fn() -> float:
+                return float(row.base(*args))
+
+        def step() -> Sequence[Any]:
+            return (torch.tensor(fn(), dtype=torch.float64),)
+
+        return step, []
+
+    return BenchCase(name, row.peer, make, dict(row.size))
+
+
+KNN = ("knn-entropy", "ksg-mi")
+"""The cases of the n=20000, d=2 / d=1 sections (the others run at their own sizes)."""
+
+NOT_BENCHMARKED: dict[str, str] = {}
+"""Registered estimators that cannot have a row, with the reason."""
+
+
 def bench_cases() -> dict[str, BenchCase]:
     """The suite: case name -> :class:`BenchCase`."""
+    from .bench_rows import rows
+
     peer = "cKDTree formula (NPEET's method)"
-    return {
+    cases = {
         "knn-entropy": _case(
             "knn-entropy", peer, _est("knn-entropy"), lambda x, y: _knn_entropy_peer(x), False
         ),
         "ksg-mi": _case("ksg-mi", peer, _est("ksg-mi"), _ksg_peer, True),
     }
+    cases.update({name: _row_case(name, row) for name, row in rows().items()})
+    return cases
+
+
+def unlisted() -> dict[str, str]:
+    """Every registered estimator without a row here (any plugin), with the reason shown."""
+    import xent_core
+
+    covered = {c.component for c in bench_cases().values()}
+    out = {}
+    for spec in xent_core.list_components("estimator"):
+        if spec.name not in covered:
+            out[spec.name] = NOT_BENCHMARKED.get(spec.name, "no case yet: not benchmarked")
+    return out

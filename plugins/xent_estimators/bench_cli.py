@@ -1,4 +1,4 @@
-"""``xent bench estimators``: kNN estimators against the cKDTree formula, fresh processes.
+"""``xent bench estimators``: every estimator against its peer or plain formula, fresh processes.
 
 Registered by ``xent_estimators``'s ``register_commands`` hook in the ``bench`` command group
 (merged by the core with the other plugins' ``bench`` sub-commands).
@@ -28,8 +28,24 @@ bench_app = bench_group()
 @bench_app.command("estimators")
 def estimators(
     case: CaseOption = None,
-    rows: Annotated[int, typer.Option("--rows", "-n", min=10, help="Samples n.")] = 20000,
-    dims: Annotated[int, typer.Option("--dims", "-d", min=1, help="Dimension per variable.")] = 2,
+    rows: Annotated[
+        int | None,
+        typer.Option(
+            "--rows",
+            "-n",
+            min=10,
+            help="Rows (samples n) of every case run; default: each case's own.",
+        ),
+    ] = None,
+    dims: Annotated[
+        int | None,
+        typer.Option(
+            "--dims",
+            "-d",
+            min=1,
+            help="Columns (dimension per variable) of every case run; default: each case's own.",
+        ),
+    ] = None,
     min_time: MinTimeOption = 1.0,
     repeats: RepeatsOption = 5,
     clock: ClockOption = "cpu",
@@ -37,17 +53,23 @@ def estimators(
     append_docs: AppendDocsOption = None,
     note: NoteOption = "",
 ) -> None:
-    """Time the kNN estimators against the cKDTree formula (NPEET's method), side by side."""
+    """Time every estimator against its peer library or plain formula, side by side.
+
+    The kNN estimators run at n=20000, d=2 per variable by default; the others at their own
+    sizes (``size`` of each row in ``--json``). A registered estimator without a row is listed below the table.
+    """
     from xent_core.benchmarking import run_and_print
 
-    from .bench import bench_cases
+    from .bench import bench_cases, unlisted
 
     check_run(case, clock, bench_cases())
+    size = {k: v for k, v in (("rows", rows), ("cols", dims)) if v is not None}
+    shown = ", ".join(f"{k}={v}" for k, v in size.items()) or "each case's own size"
     run_and_print(
         "xent_estimators.bench",
         case,
-        f"estimators: n={rows}, d={dims} per variable",
-        size={"rows": rows, "cols": dims},
+        f"estimators: {shown}",
+        size=size or None,
         dtype="fp64",
         threads=1,
         min_time=min_time,
@@ -58,4 +80,5 @@ def estimators(
         json_path=json_path,
         append_docs=append_docs,
         note=note,
+        unlisted=unlisted(),
     )
