@@ -4,8 +4,10 @@ For each block of rows the student and teacher log-softmaxes at temperature ``T`
 then the divergence of every row and its gradient with respect to the student logits, in closed
 form. Only that gradient, ``(N, C)`` in the logits' dtype, is kept for the backward, which scales
 it by the incoming per-row weights; autograd through the formula would keep four to eight
-``(N, C)`` tensors instead. Rows are independent, so the blocks are small (``_BLOCK_ELEMENTS``)
-and their temporaries stay in cache.
+``(N, C)`` tensors instead. ``tvd`` keeps nothing of size ``(N, C)``: its blocks (two fused
+softmaxes and a difference) are cheap enough to redo in the backward, which then writes the
+weighted gradient once. Rows are independent, so the blocks are small (``_BLOCK_ELEMENTS``), and
+their buffers are allocated once per call and reused (fresh block temporaries cost page faults).
 
 With ``u = s / T``, ``q = softmax(u)`` and ``g_c = dL/dq_c``, ``dL/du = q * (g - sum_c q_c g_c)``:
 
@@ -176,32 +178,111 @@ def _slow_rows(
     return values.detach(), grad.masked_fill_(~torch.isfinite(values)[:, None], 0.0)
 
 
-def fused_rows(
+class _Workspace:
+    """Three ``(rows, C)`` block buffers allocated once per call and reused by every block
+    (fresh block temporaries cost page faults); ``a`` and ``b`` also hold the scaled inputs."""
+
+    def __init__(self, step: int, c: int, dtype: torch.dtype, device: torch.device) -> None:
+        self.a = torch.empty(step, c, dtype=dtype, device=device)
+        self.b = torch.empty(step, c, dtype=dtype, device=device)
+        self.c = torch.empty(step, c, dtype=dtype, device=device)
+
+    def inputs(
+        self, s: torch.Tensor, t: torch.Tensor, inv_t: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``s / T`` and ``t / T`` of one block in the compute dtype: in ``a`` and ``b`` when a
+        conversion or a scaling is needed, the inputs themselves otherwise."""
+        rows = s.shape[0]
+        out = []
+        for x, buf in ((s, self.a[:rows]), (t, self.b[:rows])):
+            if x.dtype != buf.dtype:
+                x = buf.copy_(x)
+                if inv_t != 1.0:
+                    x.mul_(inv_t)
+            elif inv_t != 1.0:
+                x = torch.mul(x, inv_t, out=buf)
+            out.append(x)
+        return out[0], out[1]
+
+
+def _tvd_diff(
+    s: torch.Tensor, t: torch.Tensor, ws: _Workspace
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``q`` in ``ws.a`` and ``d = q - p`` in ``ws.b`` (the fused softmax kernel, straight into
+    the workspace; ``s`` and ``t`` may be ``ws.a`` and ``ws.b``: rows are read before written)."""
+    rows = s.shape[0]
+    q, d = ws.a[:rows], ws.b[:rows]
+    torch._softmax(s, -1, False, out=q)
+    torch._softmax(t, -1, False, out=d)
+    return q, torch.sub(q, d, out=d)
+
+
+def _tvd_values(s: torch.Tensor, t: torch.Tensor, ws: _Workspace) -> torch.Tensor:
+    """``sum |q - p| / 2`` per row of one block of scaled logits."""
+    _, d = _tvd_diff(s, t, ws)
+    return torch.abs(d, out=ws.c[: s.shape[0]]).sum(-1).mul_(0.5)
+
+
+def _tvd_grad(
+    s: torch.Tensor, t: torch.Tensor, ws: _Workspace, coef: torch.Tensor, out: torch.Tensor
+) -> None:
+    """``coef * dL/du`` of one block into ``out``: ``q * (g - q.g)`` with ``g = sign(q - p) / 2``
+    (``coef``: ``(rows,)`` factors in the compute dtype)."""
+    q, d = _tvd_diff(s, t, ws)
+    d.sign_()
+    dot = torch.mul(q, d, out=ws.c[: s.shape[0]]).sum(-1)
+    d.sub_(dot[:, None]).mul_(coef[:, None].mul(0.5))
+    if out.dtype == d.dtype:
+        torch.mul(d, q, out=out)
+    else:  # half precision: the product in the compute dtype, converted once
+        out.copy_(d.mul_(q))
+
+
+#: rule kinds whose backward recomputes its blocks instead of keeping an (N, C) gradient
+_RECOMPUTED = frozenset({"tvd"})
+
+
+class _Pass(NamedTuple):
+    """What one pass over the rows gives: values ``(N,)``, the full gradient (or None), and the
+    rows done by the general formulas with their gradients (``rows_grad`` None without grad)."""
+
+    values: torch.Tensor | None
+    grad: torch.Tensor | None
+    rows: torch.Tensor
+    rows_grad: torch.Tensor | None
+
+
+def _rows_pass(
     s: torch.Tensor,
     t: torch.Tensor,
     rule: Rule,
     general: General,
     want_grad: bool,
-    y: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Values ``(N,)`` in the compute dtype and ``dL_i/ds_i`` ``(N, C)`` in ``s.dtype``."""
+    y: torch.Tensor | None,
+) -> _Pass:
+    """The forward over blocks of rows; the full gradient unless ``rule.kind`` is recomputed."""
     n, c = s.shape
     dtype = torch.float64 if s.dtype == torch.float64 else torch.float32
     values = torch.empty(n, dtype=dtype, device=s.device)
-    grad = torch.empty_like(s) if want_grad else None
+    full = want_grad and rule.kind not in _RECOMPUTED
+    grad = torch.empty_like(s) if full else None
+    no_rows = torch.empty(0, dtype=torch.long, device=s.device)
     if rule.kind == "zero":
         if checks_on() and n:
             _check_rows("teacher_logits", t, teacher=True)
             _check_rows("logits", s, teacher=False)
         values.zero_()
-        return values, None if grad is None else grad.zero_()
+        return _Pass(values, None if grad is None else grad.zero_(), no_rows, None)
     inv_t = 1.0 / rule.temperature
-    step = max(1, _BLOCK_ELEMENTS // max(c, 1))
+    step = min(n, max(1, _BLOCK_ELEMENTS // max(c, 1)))
+    ws = _Workspace(step, c, dtype, s.device) if n else None
     for start in range(0, n, step):
         end = min(start + step, n)
-        sc, tc = s[start:end].to(dtype), t[start:end].to(dtype)
-        if inv_t != 1.0:
-            sc, tc = sc * inv_t, tc * inv_t
+        assert ws is not None
+        sc, tc = ws.inputs(s[start:end], t[start:end], inv_t)
+        if rule.kind == "tvd":
+            values[start:end] = _tvd_values(sc, tc, ws)
+            continue
         lq = torch.log_softmax(sc, -1)
         lp = torch.log_softmax(tc, -1)
         if rule.kind == "dkd":
@@ -211,22 +292,46 @@ def fused_rows(
             v, g = _block(rule, lq, lp, want_grad)
         values[start:end] = v
         if grad is not None and g is not None:
-            grad[start:end] = g.mul_(rule.scale * inv_t)
+            torch.mul(g, rule.scale * inv_t, out=grad[start:end])
     if rule.scale != 1.0:
         values.mul_(rule.scale)
     bad = ~torch.isfinite(values)
-    if n and bool(bad.any()):
-        rows = bad.nonzero().squeeze(-1)
-        y_rows = None if y is None else y[rows]
-        v, g = _slow_rows(s[rows].to(dtype), t[rows].to(dtype), general, rule, want_grad, y_rows)
-        values[rows] = v
-        if grad is not None and g is not None:
-            grad[rows] = g.to(grad.dtype)
-    return values, grad
+    if not (n and bool(bad.any())):
+        return _Pass(values, grad, no_rows, None)
+    rows = bad.nonzero().squeeze(-1)
+    y_rows = None if y is None else y[rows]
+    v, g = _slow_rows(s[rows].to(dtype), t[rows].to(dtype), general, rule, want_grad, y_rows)
+    values[rows] = v
+    if grad is not None and g is not None:
+        grad[rows] = g.to(grad.dtype)
+    return _Pass(values, grad, rows, g)
+
+
+def _recomputed_grad(
+    s: torch.Tensor, t: torch.Tensor, rule: Rule, grad_values: torch.Tensor, p: _Pass
+) -> torch.Tensor:
+    """``grad_values[:, None] * dL/ds`` block by block, from the inputs (``tvd``)."""
+    n, c = s.shape
+    dtype = torch.float64 if s.dtype == torch.float64 else torch.float32
+    out = torch.empty_like(s)
+    inv_t = 1.0 / rule.temperature
+    coef = grad_values.to(dtype) * (rule.scale * inv_t)
+    step = min(n, max(1, _BLOCK_ELEMENTS // max(c, 1)))
+    ws = _Workspace(step, c, dtype, s.device) if n else None
+    for start in range(0, n, step):
+        end = min(start + step, n)
+        assert ws is not None
+        sc, tc = ws.inputs(s[start:end], t[start:end], inv_t)
+        _tvd_grad(sc, tc, ws, coef[start:end], out[start:end])
+    if p.rows.numel() and p.rows_grad is not None:
+        gv = grad_values[p.rows].to(p.rows_grad.dtype)[:, None]
+        out[p.rows] = (p.rows_grad * gv).to(out.dtype)
+    return out
 
 
 class _FusedRows(torch.autograd.Function):
-    """``(logits, teacher) -> (N,)`` per-row divergences; keeps only ``dL_i/ds_i``."""
+    """``(logits, teacher) -> (N,)`` per-row divergences; keeps only ``dL_i/ds_i`` (or, for
+    the kinds in ``_RECOMPUTED``, nothing of size ``(N, C)``: the backward redoes the blocks)."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -238,15 +343,27 @@ class _FusedRows(torch.autograd.Function):
         want_grad: bool,
         y: torch.Tensor | None,
     ) -> torch.Tensor:
-        values, grad = fused_rows(s, t, rule, general, want_grad, y)
-        ctx.save_for_backward(grad)
-        return values
+        p = _rows_pass(s, t, rule, general, want_grad, y)
+        ctx.rule = rule
+        ctx.want_grad = want_grad
+        ctx.recompute = None
+        if want_grad and p.grad is None and rule.kind in _RECOMPUTED:
+            ctx.recompute = p._replace(values=None)  # the fallback rows and their gradients
+            ctx.save_for_backward(s, t)
+        else:
+            ctx.save_for_backward(p.grad)
+        assert p.values is not None
+        return p.values
 
     @staticmethod
     def backward(ctx: Any, grad_values: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        (grad,) = ctx.saved_tensors
-        if grad is None:
+        if not ctx.want_grad:
             raise RuntimeError("the distillation loss ran without gradients (no_grad forward)")
+        if ctx.recompute is not None:
+            s, t = ctx.saved_tensors
+            grad = _recomputed_grad(s, t, ctx.rule, grad_values, ctx.recompute)
+            return grad, None, None, None, None, None
+        (grad,) = ctx.saved_tensors
         return grad * grad_values[:, None].to(grad.dtype), None, None, None, None, None
 
 
