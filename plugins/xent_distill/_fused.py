@@ -66,18 +66,20 @@ class Rule(NamedTuple):
 
 
 def _log_ratios(lp: torch.Tensor, lq: torch.Tensor, w: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(log(m/q), log(m/p))`` for ``m = w p + (1 - w) q``; the small weight multiplies."""
-    d = lp - lq
+    """``(log(m/q), log(m/p))`` for ``m = w p + (1 - w) q``; the small weight multiplies.
+
+    Overwrites ``lq`` and ``lp``: the two results are those two buffers (in some order)."""
+    d = torch.sub(lp, lq, out=lq)
     if w <= 0.5:
-        r = torch.expm1(d).mul_(w).log1p_()
+        r = torch.expm1(d, out=lp).mul_(w).log1p_()
         return r, d.neg_().add_(r)
-    s = torch.expm1(d.neg()).mul_(1.0 - w).log1p_()
+    s = torch.expm1(torch.neg(d, out=lp), out=lp).mul_(1.0 - w).log1p_()
     return d.add_(s), s
 
 
-def _project(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """``q * (g - sum_c q_c g_c)`` in place of ``g``."""
-    return g.sub_((q * g).sum(-1, keepdim=True)).mul_(q)
+def _project(q: torch.Tensor, g: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
+    """``q * (g - sum_c q_c g_c)`` in place of ``g`` (``tmp``: a free buffer like ``q``)."""
+    return g.sub_(torch.mul(q, g, out=tmp).sum(-1, keepdim=True)).mul_(q)
 
 
 def _dkd_block(
@@ -108,29 +110,36 @@ def _dkd_block(
 
 
 def _block(
-    rule: Rule, lq: torch.Tensor, lp: torch.Tensor, want_grad: bool
+    rule: Rule, s: torch.Tensor, t: torch.Tensor, ws: _Workspace, want_grad: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-row values and ``dL/du`` (or None) for one block of log-probabilities."""
-    q = lq.exp()
+    """Per-row values and ``dL/du`` (or None) for one block of scaled logits.
+
+    Every ``(rows, C)`` temporary is one of the workspace's four buffers: ``q`` (and ``p``) from
+    the fused softmax kernel, then ``log q`` and ``log p`` over the scaled inputs (which may be
+    ``ws.a`` and ``ws.b`` themselves); the gradient is returned in one of them.
+    """
+    rows = s.shape[0]
+    a, b, c, d = ws.a[:rows], ws.b[:rows], ws.c[:rows], ws.d[:rows]
+    q = torch._softmax(s, -1, False, out=c)
+    p = torch._softmax(t, -1, False, out=d) if rule.kind != "reverse-kl" else None
+    lq = torch._log_softmax(s, -1, False, out=a)
+    lp = torch._log_softmax(t, -1, False, out=b)
     if rule.kind == "kl":
-        p = lp.exp()
+        assert p is not None
         # a class the teacher rules out (-inf) adds 0 * (finite) instead of 0 * (-inf)
-        values = (p * (lp.clamp_(min=torch.finfo(lp.dtype).min) - lq)).sum(-1)
+        diff = torch.sub(lp.clamp_(min=torch.finfo(lp.dtype).min), lq, out=lp)
+        values = diff.mul_(p).sum(-1)
         return values, q.sub_(p) if want_grad else None
     if rule.kind == "reverse-kl":
-        diff = lq.clamp(min=torch.finfo(lq.dtype).min) - lp  # likewise for the student
-        values = (q * diff).sum(-1)
+        diff = lq.clamp_(min=torch.finfo(lq.dtype).min).sub_(lp)  # likewise for the student
+        values = torch.mul(q, diff, out=lp).sum(-1)
         return values, diff.sub_(values[:, None]).mul_(q) if want_grad else None
-    if rule.kind == "tvd":
-        diff = q - lp.exp()
-        values = 0.5 * diff.abs().sum(-1)
-        return values, _project(q, diff.sign_().mul_(0.5)) if want_grad else None
-    assert rule.kind == "mix"
-    r, s = _log_ratios(lp, lq, rule.w)  # log(m/q), log(m/p)
-    values = torch.zeros_like(lq[:, 0])
+    assert rule.kind == "mix" and p is not None
+    r, sl = _log_ratios(lp, lq, rule.w)  # log(m/q), log(m/p), in a and b
+    values = torch.zeros_like(q[:, 0])
     if rule.a:
-        values = values - rule.a * (lp.exp() * s).sum(-1)
-    kl_q_m = -(q * r).sum(-1) if rule.b else None
+        values = values - rule.a * torch.mul(p, sl, out=p).sum(-1)
+    kl_q_m = -torch.mul(q, r, out=p).sum(-1) if rule.b else None
     if kl_q_m is not None:
         values = values + rule.b * kl_q_m
     if not want_grad:
@@ -139,9 +148,9 @@ def _block(
         assert kl_q_m is not None
         return values, r.add_(kl_q_m[:, None]).mul_(q).mul_(-rule.b)
     if rule.a:  # skew-kl: g = -(1 - w) p/m
-        return values, _project(q, s.neg_().exp_().mul_(-(1.0 - rule.w) * rule.a))
-    g = torch.exp(-r).mul_(1.0 - rule.w).add_(r).mul_(-rule.b)  # skew-reverse-kl
-    return values, _project(q, g)
+        return values, _project(q, sl.neg_().exp_().mul_(-(1.0 - rule.w) * rule.a), p)
+    g = torch.neg(r, out=sl).exp_().mul_(1.0 - rule.w).add_(r).mul_(-rule.b)  # skew-reverse-kl
+    return values, _project(q, g, p)
 
 
 def _check_rows(name: str, x: torch.Tensor, teacher: bool) -> None:
@@ -179,13 +188,15 @@ def _slow_rows(
 
 
 class _Workspace:
-    """Three ``(rows, C)`` block buffers allocated once per call and reused by every block
+    """Three (or four: ``d``) ``(rows, C)`` block buffers allocated once per call and reused by every block
     (fresh block temporaries cost page faults); ``a`` and ``b`` also hold the scaled inputs."""
 
-    def __init__(self, step: int, c: int, dtype: torch.dtype, device: torch.device) -> None:
-        self.a = torch.empty(step, c, dtype=dtype, device=device)
-        self.b = torch.empty(step, c, dtype=dtype, device=device)
-        self.c = torch.empty(step, c, dtype=dtype, device=device)
+    def __init__(
+        self, step: int, c: int, dtype: torch.dtype, device: torch.device, count: int = 3
+    ) -> None:
+        bufs = [torch.empty(step, c, dtype=dtype, device=device) for _ in range(count)]
+        self.a, self.b, self.c = bufs[:3]
+        self.d = bufs[3] if count > 3 else self.c
 
     def inputs(
         self, s: torch.Tensor, t: torch.Tensor, inv_t: float
@@ -275,7 +286,8 @@ def _rows_pass(
         return _Pass(values, None if grad is None else grad.zero_(), no_rows, None)
     inv_t = 1.0 / rule.temperature
     step = min(n, max(1, _BLOCK_ELEMENTS // max(c, 1)))
-    ws = _Workspace(step, c, dtype, s.device) if n else None
+    count = 3 if rule.kind in ("tvd", "dkd") else 4
+    ws = _Workspace(step, c, dtype, s.device, count) if n else None
     for start in range(0, n, step):
         end = min(start + step, n)
         assert ws is not None
@@ -283,13 +295,12 @@ def _rows_pass(
         if rule.kind == "tvd":
             values[start:end] = _tvd_values(sc, tc, ws)
             continue
-        lq = torch.log_softmax(sc, -1)
-        lp = torch.log_softmax(tc, -1)
         if rule.kind == "dkd":
             assert y is not None
+            lq, lp = torch.log_softmax(sc, -1), torch.log_softmax(tc, -1)
             v, g = _dkd_block(rule, lq, lp, y[start:end], want_grad)
         else:
-            v, g = _block(rule, lq, lp, want_grad)
+            v, g = _block(rule, sc, tc, ws, want_grad)
         values[start:end] = v
         if grad is not None and g is not None:
             torch.mul(g, rule.scale * inv_t, out=grad[start:end])
