@@ -285,7 +285,7 @@ def _rows_pass(
         values.zero_()
         return _Pass(values, None if grad is None else grad.zero_(), no_rows, None)
     inv_t = 1.0 / rule.temperature
-    step = min(n, max(1, _BLOCK_ELEMENTS // max(c, 1)))
+    step = max(1, min(n, _BLOCK_ELEMENTS // max(c, 1)))
     count = 3 if rule.kind in ("tvd", "dkd") else 4
     ws = _Workspace(step, c, dtype, s.device, count) if n else None
     for start in range(0, n, step):
@@ -327,7 +327,7 @@ def _recomputed_grad(
     out = torch.empty_like(s)
     inv_t = 1.0 / rule.temperature
     coef = grad_values.to(dtype) * (rule.scale * inv_t)
-    step = min(n, max(1, _BLOCK_ELEMENTS // max(c, 1)))
+    step = max(1, min(n, _BLOCK_ELEMENTS // max(c, 1)))
     ws = _Workspace(step, c, dtype, s.device) if n else None
     for start in range(0, n, step):
         end = min(start + step, n)
