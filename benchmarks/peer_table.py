@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> str:
         rows = B.run_suite("xent_losses.bench", None, size=small, compiled=args.compiled, **common)
         out.extend(_table(rows))
         listed = "; ".join(f"`{k}` ({v})" for k, v in sorted(unlisted().items()))
-        out.extend(["", f"Registered losses without a row: {listed}."])
+        out.extend(["", f"Registered losses without a row: {listed or 'none'}."])
     if "checks" in args.sections:
         heading(f"input checks, N={small['rows']} C={small['cols']}, fp32")
         out.append(
