@@ -91,7 +91,11 @@ def _row_case(name: str, row: Any) -> BenchCase:
     def make(variant: str, size: dict[str, int], dtype: str, seed: int):  # type: ignore[no-untyped-def]
         import numpy as np
         import torch
+        from threadpoolctl import threadpool_limits
 
+        # numpy's BLAS / LAPACK on as many threads as torch (the worker sets those): the CPU
+        # clock sums every thread, so a multi-threaded peer would look slower than it is
+        threadpool_limits(torch.get_num_threads())
         args = row.data(size, np.random.default_rng(seed))
         if row.torch_in:
             args = tuple(torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args)

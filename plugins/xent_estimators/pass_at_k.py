@@ -92,8 +92,11 @@ class PassAtK:
                 f"k = {too_big[0]} exceeds the number of samples (min n = {int(n.min())}): pass@k "
                 "is undefined for k > n"
             )
+        # problems share few distinct (n, c) pairs: evaluate each pair once, then index back
+        pairs, where = np.unique(np.stack([n, c]), axis=1, return_inverse=True)
         table = {
-            k: np.array([pass_at_k(int(ni), int(ci), k) for ni, ci in zip(n, c)]) for k in self.k
+            k: np.array([pass_at_k(int(ni), int(ci), k) for ni, ci in pairs.T])[where.reshape(-1)]
+            for k in self.k
         }
         first = table[self.k[0]]
         info = {
