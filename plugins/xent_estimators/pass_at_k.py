@@ -93,9 +93,15 @@ class PassAtK:
                 "is undefined for k > n"
             )
         # problems share few distinct (n, c) pairs: evaluate each pair once, then index back
-        pairs, where = np.unique(np.stack([n, c]), axis=1, return_inverse=True)
+        # (pairs keyed by the ranks of n and c, small integers, so the key cannot overflow)
+        un, rank_n = np.unique(n, return_inverse=True)
+        uc, rank_c = np.unique(c, return_inverse=True)
+        keys, where = np.unique(
+            rank_n.reshape(-1) * uc.size + rank_c.reshape(-1), return_inverse=True
+        )
+        pairs = list(zip(un[keys // uc.size].tolist(), uc[keys % uc.size].tolist(), strict=True))
         table = {
-            k: np.array([pass_at_k(int(ni), int(ci), k) for ni, ci in pairs.T])[where.reshape(-1)]
+            k: np.array([pass_at_k(ni, ci, k) for ni, ci in pairs])[where.reshape(-1)]
             for k in self.k
         }
         first = table[self.k[0]]
