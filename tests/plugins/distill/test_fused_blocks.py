@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from distill_refs import check_fused_matches_general, fused_rows, general_rows
 from xent_distill import _fused
-from xent_distill._fused import divergence_rows
 
 import xent_core
 
@@ -39,16 +39,6 @@ def _rows(n: int, extreme: bool, dtype=torch.float64):
     return s.to(dtype), t.to(dtype)
 
 
-def _general(loss, s, t):
-    lq = torch.log_softmax(s / loss.temperature, -1)
-    lp = torch.log_softmax(t / loss.temperature, -1)
-    return loss.row_divergence()(lp, lq) * loss.output_scale()
-
-
-def _fused_rows(loss, s, t):
-    return divergence_rows(s, t, loss.rule(), lambda lp, lq, _y: loss.row_divergence()(lp, lq))
-
-
 @pytest.mark.parametrize(("name", "params"), CASES)
 @pytest.mark.parametrize("extreme", [False, True])
 def test_ragged_blocks_match_the_general_formulas(monkeypatch, name, params, extreme):
@@ -56,16 +46,7 @@ def test_ragged_blocks_match_the_general_formulas(monkeypatch, name, params, ext
     loss = xent_core.loss(name, **params)
     s, t = _rows(11, extreme)
     w = torch.rand(11, generator=torch.Generator().manual_seed(2), dtype=s.dtype)
-    xf = s.clone().requires_grad_()
-    fused = _fused_rows(loss, xf, t)
-    xg = s.clone().requires_grad_()
-    general = _general(loss, xg, t)
-    torch.testing.assert_close(fused, general, rtol=1e-9, atol=1e-12)
-    finite = torch.isfinite(general)
-    (fused[finite] * w[finite]).sum().backward()
-    (general[finite] * w[finite]).sum().backward()
-    torch.testing.assert_close(xf.grad[finite], xg.grad[finite], rtol=1e-9, atol=1e-12)
-    assert (xf.grad[~finite] == 0).all()
+    check_fused_matches_general(loss, s, t, w)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -74,13 +55,13 @@ def test_tvd_blocks_in_low_precision_match_float64(monkeypatch, dtype):
     loss = xent_core.loss("tvd", temperature=1.3)
     s, t = _rows(11, extreme=False, dtype=dtype)
     x = s.clone().requires_grad_()
-    _fused_rows(loss, x, t).sum().backward()
+    fused_rows(loss, x, t).sum().backward()
     assert x.grad.dtype == dtype
     xg = s.double().requires_grad_()
-    ref = _general(loss, xg, t.double())
+    ref = general_rows(loss, xg, t.double())
     ref.sum().backward()
     tol = 1e-5 if dtype == torch.float32 else 1e-2
-    torch.testing.assert_close(_fused_rows(loss, s, t).double(), ref.detach(), rtol=tol, atol=tol)
+    torch.testing.assert_close(fused_rows(loss, s, t).double(), ref.detach(), rtol=tol, atol=tol)
     torch.testing.assert_close(x.grad.double(), xg.grad, rtol=tol, atol=tol)
 
 
@@ -89,10 +70,10 @@ def test_tvd_recomputed_backward_can_run_twice(monkeypatch):
     loss = xent_core.loss("tvd")
     s, t = _rows(11, extreme=True)
     x = s.clone().requires_grad_()
-    out = _fused_rows(loss, x, t).sum()
+    out = fused_rows(loss, x, t).sum()
     (first,) = torch.autograd.grad(out, x, retain_graph=True)
     (second,) = torch.autograd.grad(out, x)
     torch.testing.assert_close(first, second, rtol=0, atol=0)
     xg = s.clone().requires_grad_()
-    _general(loss, xg, t).sum().backward()
+    general_rows(loss, xg, t).sum().backward()
     torch.testing.assert_close(first, xg.grad, rtol=1e-9, atol=1e-12)
