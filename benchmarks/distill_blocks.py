@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 import xent_core
 
@@ -37,32 +36,11 @@ VARIANTS = ("before", "after", "peer")
 
 
 def _peer(name: str, x: torch.Tensor, t: torch.Tensor) -> Callable[[], torch.Tensor]:
-    if name == "tvd":
-        return lambda: 0.5 * (torch.softmax(x, -1) - torch.softmax(t, -1)).abs().sum(-1).mean()
-    if name == "kd":
-        return lambda: (
-            4.0
-            * F.kl_div(
-                F.log_softmax(x / 2.0, -1),
-                F.log_softmax(t / 2.0, -1),
-                reduction="batchmean",
-                log_target=True,
-            )
-        )
-    if name == "reverse-kl":
-        return lambda: F.kl_div(
-            F.log_softmax(t, -1), F.log_softmax(x, -1), reduction="batchmean", log_target=True
-        )
+    """The peer formula of ``xent bench losses`` for this loss (same parameters as PARAMS)."""
+    from xent_losses import bench
 
-    def jsd(beta: float = 0.5) -> torch.Tensor:
-        s, tt = F.log_softmax(x, -1), F.log_softmax(t, -1)
-        b = torch.tensor(beta, dtype=s.dtype)
-        mix = torch.logsumexp(torch.stack([s + torch.log(1 - b), tt + torch.log(b)]), dim=0)
-        kl_t = F.kl_div(mix, tt, reduction="none", log_target=True)
-        kl_s = F.kl_div(mix, s, reduction="none", log_target=True)
-        return (beta * kl_t + (1 - beta) * kl_s).sum() / s.shape[0]
-
-    return jsd
+    build = {"tvd": bench._tvd, "kd": bench._kd, "reverse-kl": bench._reverse_kl}
+    return build.get(name, bench._jsd_trl)({"x": x, "teacher": t})
 
 
 def _variants(

@@ -30,7 +30,7 @@ import platform
 import resource
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -339,6 +339,21 @@ def markdown(
         listed = "; ".join(f"`{k}` ({v})" for k, v in sorted(unlisted.items()))
         lines += ["", f"Registered components without a row: {listed}."]
     return "\n".join(lines) + "\n"
+
+
+def unlisted_components(
+    kind: str, cases: Mapping[str, BenchCase], reasons: Mapping[str, str]
+) -> dict[str, str]:
+    """Every registered component of ``kind`` (any plugin) without a case in ``cases``, with
+    its reason from ``reasons`` (default: no case yet), so none is silently missing."""
+    import xent_core
+
+    covered = {c.component for c in cases.values()}
+    return {
+        spec.name: reasons.get(spec.name, "no case yet: not benchmarked")
+        for spec in xent_core.list_components(kind)
+        if spec.name not in covered
+    }
 
 
 def run_and_print(

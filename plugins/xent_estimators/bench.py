@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from xent_core.benchmarking import BenchCase
+from xent_core.benchmarking import BenchCase, unlisted_components
 
 SIZE = {"rows": 20000, "cols": 2}
 
@@ -146,11 +146,4 @@ def bench_cases() -> dict[str, BenchCase]:
 
 def unlisted() -> dict[str, str]:
     """Every registered estimator without a row here (any plugin), with the reason shown."""
-    import xent_core
-
-    covered = {c.component for c in bench_cases().values()}
-    out = {}
-    for spec in xent_core.list_components("estimator"):
-        if spec.name not in covered:
-            out[spec.name] = NOT_BENCHMARKED.get(spec.name, "no case yet: not benchmarked")
-    return out
+    return unlisted_components("estimator", bench_cases(), NOT_BENCHMARKED)

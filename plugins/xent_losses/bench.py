@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from xent_core.benchmarking import BenchCase
+from xent_core.benchmarking import BenchCase, unlisted_components
 
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "fp64": "float64"}
 SIZE = {"rows": 2048, "cols": 32768}
@@ -342,11 +342,4 @@ NOT_BENCHMARKED: dict[str, str] = {}
 
 def unlisted() -> dict[str, str]:
     """Every registered loss without a row here (any plugin), with the reason shown."""
-    import xent_core
-
-    covered = {c.component for c in bench_cases().values()}
-    out = {}
-    for spec in xent_core.list_components("loss"):
-        if spec.name not in covered:
-            out[spec.name] = NOT_BENCHMARKED.get(spec.name, "no case yet: not benchmarked")
-    return out
+    return unlisted_components("loss", bench_cases(), NOT_BENCHMARKED)
