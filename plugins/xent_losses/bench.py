@@ -311,7 +311,8 @@ def bench_cases() -> dict[str, BenchCase]:
         "jsd": _case(
             "jsd",
             "TRL generalized JSD",
-            _loss("jsd", extra=_teacher, beta=0.5),
+            # TRL's raw JSD_beta: xent's default divides it by beta (1 - beta)
+            _loss("jsd", extra=_teacher, beta=0.5, normalize=False),
             _jsd_trl,
             teacher=True,
         ),
