@@ -98,12 +98,6 @@ def _tanh_into(
     return e.div_(torch.add(e, 2.0, out=tmp))
 
 
-def _tanh(x: torch.Tensor, softcap: float, dtype: torch.dtype) -> torch.Tensor:
-    """``tanh(x / softcap)`` in ``dtype`` as a new tensor (see :func:`_tanh_into`)."""
-    out = torch.empty(x.shape, dtype=dtype, device=x.device)
-    return _tanh_into(x, softcap, out, torch.empty_like(out))
-
-
 class FusedCrossEntropy(torch.autograd.Function):
     """``(ce, lse)`` per row; see the module docstring for the formula.
 
