@@ -346,7 +346,15 @@ def reduce(
 
 
 def soft_nll(q: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
-    """(N,) ``-sum_k q_k log p_k`` with ``0 * log 0 = 0`` (a masked class, ``-inf``, is no NaN)."""
+    """(N,) ``-sum_k q_k log p_k`` with ``0 * log 0 = 0`` (a masked class, ``-inf``, is no NaN).
+
+    Eager, with a target that takes no gradient: the plain product first; the masked form only
+    when a row comes out non-finite (a ``0 * (-inf)``), so clean rows cost no (N, C) mask.
+    """
+    if not q.requires_grad and not torch.compiler.is_compiling():
+        plain = -(q * logp).sum(-1)
+        if bool(torch.isfinite(plain).all()):
+            return plain
     return -torch.where(q == 0, torch.zeros_like(logp), q * logp).sum(-1)
 
 

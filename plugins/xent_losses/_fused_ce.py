@@ -10,7 +10,9 @@ first would hold a float32 copy of the logits), logit soft-capping, temperature 
     ce_i  = a_i * (lse_i - z_{i, y_i}) + b_i * (W * lse_i - sum_k w_k z_ik)
 
 with ``a_i = (1 - eps) w_{y_i}`` and ``b_i = eps / C`` (both 0 on ignored rows) and
-``W = sum_k w_k`` (``w = 1`` without class weights). The Function returns ``(ce, lse)`` and
+``W = sum_k w_k`` (``w = 1`` without class weights). ``ids`` and ``a`` may also be ``(N, K)``:
+the first term is then ``sum_j a_ij (lse_i - z_{i, y_ij})`` (``two-hot``'s two atoms), a zero
+weight adding 0 even where ``z`` is ``-inf``. The Function returns ``(ce, lse)`` and
 saves only the inputs; the backward pass recomputes the softmax one block of rows at a time and
 writes the gradient in the input dtype, so no (N, C) float32 buffer is ever held (peak extra
 memory: at most three block buffers).
@@ -98,6 +100,20 @@ def _tanh_into(
     return e.div_(torch.add(e, 2.0, out=tmp))
 
 
+def _columns(x: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` as ``(N, 1)``; ``(N, K)`` unchanged."""
+    return x[:, None] if x.dim() == 1 else x
+
+
+def _weighted(logp_y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``-sum_j a_ij log p_{i, y_ij}`` per row; one column: ``-a_i log p_{i, y_i}`` as is."""
+    if a.shape[1] == 1:
+        return logp_y.squeeze(1).mul_(a.squeeze(1).neg())
+    # a zero weight on a class ruled out (-inf) adds 0, not 0 * (-inf)
+    terms = torch.where(a == 0, torch.zeros_like(logp_y), logp_y.mul_(a))
+    return terms.sum(1).neg_()
+
+
 class FusedCrossEntropy(torch.autograd.Function):
     """``(ce, lse)`` per row; see the module docstring for the formula.
 
@@ -118,14 +134,15 @@ class FusedCrossEntropy(torch.autograd.Function):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         n = x.shape[0]
         ws = _Workspace(x)
+        ids, a = _columns(ids), _columns(a)
         lse = torch.empty(n if want_lse else 0, dtype=ws.dtype, device=x.device)
-        ce = torch.empty(n, 1, dtype=ws.dtype, device=x.device)
+        ce = torch.empty(n, ids.shape[1], dtype=ws.dtype, device=x.device)
         smooth = torch.empty(n if b is not None else 0, dtype=ws.dtype, device=x.device)
         for r0 in range(0, n, ws.rows):
             r1 = min(n, r0 + ws.rows)
             z, _ = _transform(x[r0:r1], softcap, inv_temp, ws)
             logp = torch.ops.aten._log_softmax.out(z, -1, False, out=ws.get("logp", r1 - r0))
-            torch.gather(logp, 1, ids[r0:r1, None], out=ce[r0:r1])
+            torch.gather(logp, 1, ids[r0:r1], out=ce[r0:r1])
             if want_lse:  # lse at the row's largest entry: z_m - log p_m, log p_m in [-log C, 0]
                 torch.sub(z.amax(-1), logp.amax(-1), out=lse[r0:r1])
             if b is not None:  # sum_k w_k (lse - z_k) = -sum_k w_k log p_k
@@ -133,7 +150,7 @@ class FusedCrossEntropy(torch.autograd.Function):
                     torch.sum(logp, -1, out=smooth[r0:r1])
                 else:
                     torch.mv(logp, w, out=smooth[r0:r1])
-        ce = ce.squeeze(1).mul_(a.neg())
+        ce = _weighted(ce, a)
         if b is not None:
             ce.sub_(smooth.mul_(b))
         if not want_lse:
@@ -156,14 +173,14 @@ class FusedCrossEntropy(torch.autograd.Function):
         g_ce = torch.zeros(n, dtype=dtype, device=x.device) if g_ce is None else g_ce.to(dtype)
         # d ce_i / d z_ik = (a_i + b_i W) p_ik - a_i [k = y_i] - b_i w_k;  d lse_i / d z_ik = p_ik
         total_w = float(c) if w is None else w.sum()
-        coef_p = g_ce * a
+        coef_p = g_ce * a.sum(1)
         coef_w = None
         if b is not None:
             coef_w = g_ce * b
             coef_p = coef_p + coef_w * total_w
         if g_lse is not None and g_lse.numel():
             coef_p = coef_p + g_lse.to(dtype)
-        coef_y = (g_ce * a).neg()
+        coef_y = (g_ce[:, None] * a).neg()
         grad = torch.empty_like(x)
         same = x.dtype == dtype and softcap is None and inv_temp == 1.0
         for r0 in range(0, n, ws.rows):
@@ -173,7 +190,7 @@ class FusedCrossEntropy(torch.autograd.Function):
             out = grad[r0:r1] if same else ws.get("p", r1 - r0)
             p = torch.ops.aten._softmax.out(z, -1, False, out=out)
             p.mul_(coef_p[r0:r1, None])
-            p.scatter_add_(1, ids[r0:r1, None], coef_y[r0:r1, None])
+            p.scatter_add_(1, ids[r0:r1], coef_y[r0:r1])
             if coef_w is not None:
                 if w is None:
                     p.sub_(coef_w[r0:r1, None])

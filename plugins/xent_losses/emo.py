@@ -19,6 +19,7 @@ from ._common import (
     prepare,
     reduce,
     soft_nll,
+    target_nll,
 )
 
 _WHO = "emo"
@@ -68,15 +69,20 @@ def emo_loss(
     """Functional form of :class:`EMOLoss`; ``embedding`` is the (V, D) cost embedding."""
     b = prepare(logits, targets, who=_WHO, ignore_index=ignore_index)
     unit = _cost_embedding(embedding, b, "embedding")
-    logp = log_probs(b)
-    target = b.one_hot()
-    distance = demd(logp.exp(), target, unit)
-    if mix == "none":
-        return reduce(distance, b, reduction)
-    if b.ids is not None:  # a gather: no 0 * (-inf) from masked classes
-        ce = -logp.gather(1, b.ids[:, None]).squeeze(1) * b.valid.to(logp.dtype)
+    if b.ids is not None:  # class ids: the target's rows of E and CE, without (N, C) targets
+        q = torch.softmax(b.logits, dim=-1)
+        valid = b.valid.to(q.dtype)
+        picked = unit[b.ids] * valid[:, None]  # P @ E for one-hot P (zero rows if ignored)
+        distance = valid - (picked * (q @ unit)).sum(-1)
+        if mix == "none":
+            return reduce(distance, b, reduction)
+        ce = target_nll(b) * valid
     else:
-        ce = soft_nll(target, logp)
+        logp = log_probs(b)
+        distance = demd(logp.exp(), b.one_hot(), unit)
+        if mix == "none":
+            return reduce(distance, b, reduction)
+        ce = soft_nll(b.one_hot(), logp)
     # rounding can leave the bound a hair below 0; the ratio must not divide by 0 or flip sign
     ratio = (ce / (distance.clamp_min(0.0) + 1e-10)).detach()
     if max_ratio is not None:
