@@ -402,3 +402,36 @@ def mixture_rule(w: float, a: float, b: float, temperature: float, scale: float 
         return Rule("reverse-kl", temperature, scale * b) if b else Rule("zero", temperature)
     assert math.isfinite(a) and math.isfinite(b)
     return Rule("mix", temperature, scale, w, a, b)
+
+
+def jsd_rule(beta: float, normalize: bool, temperature: float) -> Rule:
+    """The rule of the generalized JSD ``JSD_beta`` (``normalize``: over ``beta (1 - beta)``)."""
+    if normalize:  # KL(p || m) / (1 - beta) + KL(q || m) / beta
+        a, b = (1.0 / (1.0 - beta) if beta < 1 else 0.0), (1.0 / beta if beta > 0 else 0.0)
+    else:
+        a, b = beta, 1.0 - beta
+    return mixture_rule(beta, a, b, temperature)
+
+
+def block_rows(
+    rule: Rule, s: torch.Tensor, t: torch.Tensor, factor: torch.Tensor | None
+) -> torch.Tensor:
+    """Values ``(N,)`` of ``rule`` on scaled logits ``s``, ``t`` (``rule.temperature`` unused),
+    in cache-sized blocks; with ``factor`` ``(N,)``, ``factor * dL/ds`` is written over ``s``.
+
+    Rows the fused expression cannot do come out non-finite (the caller redoes them); ``t`` is
+    read, never written. For callers that form the logits themselves (``linear-jsd``).
+    """
+    n, c = s.shape
+    values = torch.empty(n, dtype=s.dtype, device=s.device)
+    step = max(1, min(n, _BLOCK_ELEMENTS // max(c, 1)))
+    ws = _Workspace(step, c, s.dtype, s.device, 4) if n else None
+    for start in range(0, n, step):
+        end = min(start + step, n)
+        assert ws is not None
+        v, g = _block(rule, s[start:end], t[start:end], ws, factor is not None)
+        values[start:end] = v
+        if g is not None:  # the block of s was read into the workspace before g was formed
+            assert factor is not None
+            torch.mul(g, factor[start:end, None] * rule.scale, out=s[start:end])
+    return values.mul_(rule.scale) if rule.scale != 1.0 else values

@@ -14,7 +14,9 @@ Closed-form gradients with respect to the tempered student logits ``u = z_s / T`
 ``dL/du = q * (g - sum_c q_c g_c)``. For ``scale * KL(p || q)`` this is ``scale * (q - p)``;
 for the generalized JSD, ``g = -(1 - beta) log(m / q)`` (raw) or ``-log(m / q) / beta``
 (normalised), ``m = beta p + (1 - beta) q``; its end points are the forward and reverse KL
-gradients.
+gradients. In eager mode the ``jsd`` blocks go through the fused rows of ``jsd`` itself
+(:func:`._fused.block_rows`: one log-ratio expression, cache-sized blocks, the gradient written
+over the student block); only rows that come out non-finite are redone by the general block.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 
 from xent_core import BadInputError
 
+from ._fused import Rule, block_rows, jsd_rule
 from ._inputs import as_rows, check_lead, check_num_items, checks_on, compute_dtype, target_mask
 from ._reduce import denominator
 from .functional import generalized_jsd, log_mix_ratio
@@ -151,6 +154,30 @@ def _block(
     return values, lse_t, lse_s, gq.sub_(mean_g).mul_(q).mul_(row_factor[:, None])
 
 
+def _fused_rule(spec: Spec) -> Rule | None:
+    """The fused rows' rule of a ``jsd`` spec (eager; None: the general block)."""
+    if spec.kind != "jsd" or torch.compiler.is_compiling():
+        return None
+    rule = jsd_rule(spec.beta, spec.normalize, 1.0)  # the blocks are tempered already
+    return None if rule.kind == "zero" else rule
+
+
+def _fused_block(
+    us: torch.Tensor, ut: torch.Tensor, rule: Rule, row_factor: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Values, ``d(sum_i f_i L_i)/du_s`` (in ``us``'s memory) and the rows to redo (or None).
+
+    The fused rows of ``jsd`` (:func:`._fused.block_rows`: one log-ratio expression, the
+    gradient in closed form, cache-sized blocks); a row it cannot do (a class one side rules
+    out, NaN or inf logits) comes out non-finite and is redone by :func:`_block`, which also
+    checks it.
+    """
+    values = block_rows(rule, us, ut, row_factor)
+    bad = ~torch.isfinite(values)
+    redo = bad.nonzero().squeeze(-1) if bool(bad.any()) else None
+    return values, (us if row_factor is not None else None), redo
+
+
 def _run(
     h: torch.Tensor,
     w: torch.Tensor,
@@ -177,6 +204,7 @@ def _run(
     gb = torch.zeros_like(bc) if (want_grad and bc is not None) else None
     inv_t = 1.0 / spec.temperature
     step = rows_per_chunk(spec, w.shape[0])
+    rule = _fused_rule(spec)
     for start in range(0, n, step):
         end = min(start + step, n)
         hc = h[start:end].to(dtype)
@@ -197,10 +225,26 @@ def _run(
 
         if spec.kind == "kd":
             v, lse_t, lse_s, g = _kd_block(teacher, student, spec, factor)
+        elif rule is not None:
+            v, g, redo = _fused_block(student(), teacher(), rule, factor)
+            if redo is not None:  # the rows the fused expression cannot do: the general block
+                v_r, lse_t, lse_s, g_r = _block(
+                    student(hc[redo], [None]),
+                    teacher(thc[redo]),
+                    spec,
+                    None if factor is None else factor[redo],
+                )
+                v[redo] = v_r
+                if g is not None:
+                    g[redo] = g_r
+                if check:
+                    finite &= torch.stack(
+                        [torch.isfinite(lse_t).all(), torch.isfinite(lse_s).all()]
+                    )
         else:
             v, lse_t, lse_s, g = _block(student(), teacher(), spec, factor)
         values[start:end] = v
-        if check:
+        if check and rule is None:
             finite &= torch.stack([torch.isfinite(lse_t).all(), torch.isfinite(lse_s).all()])
         if g is None:
             continue

@@ -9,7 +9,7 @@ import torch
 
 from . import _params as P
 from ._divergence import DivergenceLoss
-from ._fused import Rule, mixture_rule
+from ._fused import Rule, jsd_rule
 from .functional import generalized_jsd
 
 
@@ -64,12 +64,7 @@ class JSD(DivergenceLoss):
         return partial(generalized_jsd, beta=self.beta, normalize=self.normalize)
 
     def rule(self) -> Rule:
-        beta = self.beta
-        if self.normalize:  # KL(p || m) / (1 - beta) + KL(q || m) / beta
-            a, b = (1.0 / (1.0 - beta) if beta < 1 else 0.0), (1.0 / beta if beta > 0 else 0.0)
-        else:
-            a, b = beta, 1.0 - beta
-        return mixture_rule(beta, a, b, self.temperature)
+        return jsd_rule(self.beta, self.normalize, self.temperature)
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}, temperature={self.temperature}, normalize={self.normalize}"
