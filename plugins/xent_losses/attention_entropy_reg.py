@@ -68,6 +68,24 @@ def _allowed(
     return keys, rows
 
 
+class _RowEntropy(torch.autograd.Function):
+    """``-sum_j a_j log a_j`` over the last axis with 0 log 0 = 0 and gradient 0 where a = 0.
+
+    Saves only ``a``: the gradient ``-(log a + 1)`` is rebuilt in place in the backward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def, override]
+        ctx.save_for_backward(a)
+        return -torch.special.xlogy(a, a).sum(dim=-1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def, override]
+        (a,) = ctx.saved_tensors
+        g = torch.log(a).add_(1).masked_fill_(a == 0, 0.0)
+        return g.mul_(-grad[..., None])
+
+
 class AttentionEntropyRegLoss(Loss):
     """attention-entropy-reg: keep each head's attention entropy near a per-head target.
 
@@ -154,8 +172,7 @@ class AttentionEntropyRegLoss(Loss):
         if self.eps > 0:
             h = -(a * torch.log(a + self.eps)).sum(dim=-1)
         else:
-            safe = torch.where(a > 0, a, torch.ones_like(a))
-            h = -(a * torch.log(safe)).sum(dim=-1)  # 0 log 0 = 0 with a zero gradient there
+            h = _RowEntropy.apply(a)  # 0 log 0 = 0 with a zero gradient there
         if self.causal:
             n_keys = keys.sum(dim=-1) if keys is not None else torch.full_like(h, a.shape[-1])
             hmax = n_keys.to(dtype).clamp_min(1).log()

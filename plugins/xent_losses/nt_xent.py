@@ -78,30 +78,25 @@ class NTXentLoss(Loss):
         check_finite_values(view_a, _WHO, "view_a")
         check_finite_values(view_b, _WHO, "view_b")
         dtype = torch.float64 if view_a.dtype == torch.float64 else torch.float32
-        a = torch.nn.functional.normalize(view_a.to(dtype), dim=1)
-        b = torch.nn.functional.normalize(view_b.to(dtype), dim=1)
-        n = a.shape[0]
+        n = view_a.shape[0]
+        anchors = torch.nn.functional.normalize(torch.cat([view_a, view_b]).to(dtype), dim=1)
         rank, world = 0, 1
-        keys_a, keys_b = a, b
+        keys = anchors  # (2 n world, d): all a's, then all b's
         if self.gather_distributed:
             import torch.distributed as dist
 
             if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
                 world = dist.get_world_size()
-                keys_a, rank = _gather(a)
-                keys_b, _ = _gather(b)
-        keys = torch.cat([keys_a, keys_b], dim=0)  # (2 n world, d): all a's, then all b's
-        anchors = torch.cat([a, b], dim=0)  # (2n, d)
-        sim = anchors @ keys.T / self.temperature
-        local = torch.arange(n, device=a.device) + rank * n
+                keys_a, rank = _gather(anchors[:n])
+                keys_b, _ = _gather(anchors[n:])
+                keys = torch.cat([keys_a, keys_b], dim=0)
+        sim = (anchors @ keys.T).div_(self.temperature)
+        local = torch.arange(n, device=anchors.device) + rank * n
         self_idx = torch.cat([local, local + n * world])
         pos_idx = torch.cat([local + n * world, local])
-        rows = torch.arange(2 * n, device=a.device)
-        sim = sim.index_put((rows, self_idx), torch.tensor(-torch.inf, dtype=sim.dtype))
-        per = torch.logsumexp(sim, dim=1) - sim[rows, pos_idx]
-        if self.reduction == "none":
-            return per
-        return per.sum() if self.reduction == "sum" else per.mean()
+        rows = torch.arange(2 * n, device=anchors.device)
+        sim = sim.index_put_((rows, self_idx), torch.tensor(-torch.inf, dtype=sim.dtype))
+        return torch.nn.functional.cross_entropy(sim, pos_idx, reduction=self.reduction)
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, gather_distributed={self.gather_distributed}"

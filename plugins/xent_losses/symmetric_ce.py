@@ -12,24 +12,29 @@ from ._common import check_finite_logits, check_logits, compute_dtype
 _WHO = "symmetric-ce"
 
 
-def row_mask(mask: torch.Tensor | None, lead: torch.Size, device: torch.device) -> torch.Tensor:
-    """(N,) bool of the rows that count, from an optional mask of the leading shape."""
+def row_mask(
+    mask: torch.Tensor | None, lead: torch.Size, device: torch.device
+) -> torch.Tensor | None:
+    """(N,) bool of the rows that count, from an optional mask of the leading shape (None: all)."""
     if mask is None:
-        return torch.ones(int(torch.Size(lead).numel()), dtype=torch.bool, device=device)
+        return None
     if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != tuple(lead):
         raise BadInputError(f"mask must be a tensor of shape {tuple(lead)}")
     return mask.to(device).bool().reshape(-1)
 
 
 def masked_reduce(
-    per: torch.Tensor, valid: torch.Tensor, lead: torch.Size, how: str
+    per: torch.Tensor, valid: torch.Tensor | None, lead: torch.Size, how: str
 ) -> torch.Tensor:
     """``none`` (leading shape, 0 where masked), ``sum`` or ``mean`` over the valid rows."""
-    per = torch.where(valid, per, torch.zeros_like(per))
+    if valid is not None:
+        per = torch.where(valid, per, torch.zeros_like(per))
     if how == "none":
         return per.reshape(lead)
     if how == "sum":
         return per.sum()
+    if valid is None:
+        return per.sum() / max(per.numel(), 1)
     return per.sum() / valid.sum().clamp(min=1).to(per.dtype)
 
 
@@ -93,11 +98,10 @@ class SymmetricCELoss(Loss):
         valid = row_mask(mask, lead, logits.device)
         dtype = compute_dtype(logits)
         c = logits.shape[-1]
-        s = logits.reshape(-1, c).to(dtype) / self.temperature
-        t = (
-            teacher_logits.detach().reshape(-1, c).to(device=s.device, dtype=dtype)
-            / self.temperature
-        )
+        s = logits.reshape(-1, c).to(dtype)
+        t = teacher_logits.detach().reshape(-1, c).to(device=s.device, dtype=dtype)
+        if self.temperature != 1:
+            s, t = s / self.temperature, t / self.temperature
         log_p, log_q = torch.log_softmax(s, dim=-1), torch.log_softmax(t, dim=-1)
         forward_term = -(log_q.exp() * log_p).sum(dim=-1)
         reverse_term = -(log_p.exp() * log_q).sum(dim=-1)
