@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> str:
     if "checks" in args.sections:
         heading(f"input checks, N={small['rows']} C={small['cols']}, fp32")
         out.append(
-            "xent with checks on and off and one `amax` pass over the same logits, timed in "
+            "xent with checks on and off and one `amax` pass over logits of the same size read from "
+            "memory (not cache), timed in "
             "rotation; `extra / one pass` is the checks' cost in reduction passes (median "
             "round, lowest to highest in brackets)."
         )
