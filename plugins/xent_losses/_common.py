@@ -143,6 +143,19 @@ def check_finite_logits(flat: torch.Tensor, who: str) -> None:
         )
 
 
+def check_finite_rows(flat: torch.Tensor, per_row: torch.Tensor, who: str) -> None:
+    """Refuse NaN or ``+inf`` logits, given a per-row result that is NaN on every row with one.
+
+    A softmax-based per-row value (a gathered log-probability, even times 0 on an ignored row)
+    is NaN on every row holding a NaN or ``+inf`` logit, and on a few valid ones (a row all
+    ``-inf``); only those rows are read again, so for good input the check costs an (N,) test
+    instead of a pass over the logits. Call it only when input checks are on.
+    """
+    suspects = torch.isnan(per_row.detach())
+    if bool(suspects.any()):
+        check_finite_logits(flat[suspects], who)
+
+
 def check_finite_values(tensor: torch.Tensor, who: str, name: str) -> None:
     """Refuse NaN or +-inf anywhere in ``tensor`` (features, embeddings, views) in one pass.
 
@@ -165,6 +178,7 @@ def prepare(
     soft_ok: bool = True,
     min_classes: int = 1,
     upcast: bool = True,
+    finite_check: bool = True,
 ) -> Batch:
     """Validate ``logits`` (..., C) and ``targets`` and flatten them into a :class:`Batch`.
 
@@ -173,7 +187,8 @@ def prepare(
     counts and no target is needed (e.g. the z-loss). With ``upcast=False`` the logits keep
     their dtype (a loss that computes in float32 block by block needs no float32 copy).
     When input checks are on, NaN or ``+inf`` logits are refused (one reduction pass);
-    ``-inf`` is allowed (a masked class).
+    ``-inf`` is allowed (a masked class). ``finite_check=False`` leaves that test to the
+    caller (e.g. :func:`check_finite_rows` on its per-row result).
     """
     ignore_index = check_index("ignore_index", ignore_index)
     check_logits(logits, who, min_classes=min_classes)
@@ -183,7 +198,7 @@ def prepare(
     flat = logits.reshape(-1, num_classes)
     if upcast:
         flat = flat.to(dtype)
-    if input_checks_enabled():
+    if finite_check and input_checks_enabled():
         check_finite_logits(flat, who)
     n = flat.shape[0]
     if targets is None:

@@ -20,12 +20,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from xent_core import validate
+from xent_core import input_checks_enabled, validate
 from xent_core.base_loss import Loss
 
 from ._common import (
     Batch,
     check_class_vector,
+    check_finite_logits,
+    check_finite_rows,
     check_index,
     check_num_items,
     check_reduction,
@@ -96,6 +98,8 @@ def _fused_path(
     ce, lse = FusedCrossEntropy.apply(
         b.logits, b.ids, a, smooth, w, softcap, 1.0 / temperature, bool(z_loss)
     )
+    if softcap is None and input_checks_enabled():  # the cap maps +inf to a finite value
+        check_finite_rows(b.logits, ce, _WHO)
     denominator = None
     if w_y is not None:
         denominator = (valid * w_y).sum()
@@ -157,13 +161,19 @@ def cross_entropy(
     temperature = validate.positive("temperature", temperature)
     num_items = check_num_items(num_items, _WHO)
     soft = isinstance(targets, torch.Tensor) and targets.is_floating_point()
-    b = prepare(logits, targets, who=_WHO, ignore_index=ignore_index, upcast=soft)
+    # the chunked path finds NaN / +inf logits in its own per-row result (no extra pass)
+    finite_check = soft or softcap is not None
+    b = prepare(
+        logits, targets, who=_WHO, ignore_index=ignore_index, upcast=soft, finite_check=finite_check
+    )
     dtype = compute_dtype(b.logits)
     w = check_class_vector(weight, b, "weight", _WHO, dtype=dtype)
     if b.probs is not None:
         return _soft_path(b, w, reduction, label_smoothing, z_loss, softcap, temperature, num_items)
     plain = softcap is None and temperature == 1.0 and not z_loss
     if plain and b.logits.dtype == dtype and b.logits.device.type != "cpu":
+        if input_checks_enabled():
+            check_finite_logits(b.logits, _WHO)
         return _fast_path(b, targets, w, ignore_index, reduction, label_smoothing, num_items)
     return _fused_path(b, w, reduction, label_smoothing, z_loss, softcap, temperature, num_items)
 
