@@ -2,15 +2,18 @@
 Gaussian kernel (Parzen) density estimates, the Gaussian closed form, and the conditional CS
 divergence that the ``cs-ib`` loss uses.
 
-Every kernel sum is taken in the log domain (``logsumexp`` of ``-||u||^2 / (2 sigma^2)``), so
-far-apart samples give a large finite value instead of ``log 0``, and over row blocks, so the
-memory is O(block x n) while the time stays O(n m d). The same functions run with autograd on
-(the loss) or under ``torch.no_grad`` (the estimators).
+Every kernel sum runs over row blocks, so the memory is O(block x n) while the time stays
+O(n m d). Without autograd (the estimators) a sum is first taken in the plain domain, one
+in-place buffer per block; when that sum is too close to underflow to be exact to round-off
+(:data:`PLAIN_FLOOR`) it is taken again in the log domain (``logsumexp`` of
+``-||u||^2 / (2 sigma^2)``), so far-apart samples give a large finite value instead of
+``log 0``. With autograd on (the loss) the log domain is used throughout.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,9 @@ from ._common import as_matrix, finish, log_base, unit_name
 
 #: kernel entries per row block (2**22 float64 entries: 32 MiB per block matrix)
 BLOCK_ENTRIES = 1 << 22
+#: a plain-domain kernel sum of ``count`` entries is used when it is >= PLAIN_FLOOR * count: each
+#: entry that underflows errs by less than 2.3e-308, so the relative error stays below 1e-27
+PLAIN_FLOOR = 1e-280
 #: the median rule looks at this many rows at most (a seeded random subset of them)
 MEDIAN_ROWS = 2048
 #: conditional-divergence denominators: the plug-in estimator, or the official code's choice
@@ -78,26 +84,52 @@ def neg_sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return -sq.clamp_min(0.0)
 
 
-def row_blocks(a: torch.Tensor, m: int) -> list[torch.Tensor]:
-    """``a`` split into row blocks of about :data:`BLOCK_ENTRIES` / ``m`` rows."""
-    return list(torch.split(a, max(1, BLOCK_ENTRIES // max(m, 1))))
+def row_blocks(a: torch.Tensor, m: int, plain: bool = False) -> list[torch.Tensor]:
+    """``a`` split into row blocks of about :data:`BLOCK_ENTRIES` / ``m`` rows (``plain``: 1/16
+    of that, 2 MiB blocks that stay in cache through the in-place passes of
+    :func:`kernel_blocks`)."""
+    entries = BLOCK_ENTRIES // 16 if plain else BLOCK_ENTRIES
+    return list(torch.split(a, max(1, entries // max(m, 1))))
 
 
-def log_kernel_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``log sum_ij exp(-||a_i - b_j||^2)`` over row blocks of ``a``."""
+def kernel_blocks(a: torch.Tensor, b: torch.Tensor) -> Iterator[torch.Tensor]:
+    """``exp(-||a_i - b_j||^2)`` in the plain domain for the plain row blocks of ``a``, each
+    built in place in one buffer (no autograd)."""
+    sq_b = b.square().sum(1)[None, :]
+    sq_a = a.square().sum(1)[:, None]
+    for blk, sq in zip(row_blocks(a, len(b), True), row_blocks(sq_a, len(b), True), strict=True):
+        k = torch.addmm(sq_b, blk, b.T, alpha=-2.0)
+        yield k.add_(sq).clamp_(min=0.0).neg_().exp_()
+
+
+def _exact(total: torch.Tensor, count: int) -> bool:
+    """True when a plain-domain sum of ``count`` kernel entries is far enough above underflow."""
+    return bool(total.min() >= PLAIN_FLOOR * count)
+
+
+def log_kernel_sum(a: torch.Tensor, b: torch.Tensor, plain: bool = False) -> torch.Tensor:
+    """``log sum_ij exp(-||a_i - b_j||^2)`` over row blocks of ``a``; ``plain``: first in the
+    plain domain (no autograd; a data-dependent branch), kept when exact."""
+    if plain:
+        total = torch.stack([k.sum() for k in kernel_blocks(a, b)]).sum()
+        if _exact(total, a.shape[0] * b.shape[0]):
+            return total.log()
     parts = [torch.logsumexp(neg_sq_dist(blk, b).reshape(-1), 0) for blk in row_blocks(a, len(b))]
     return torch.logsumexp(torch.stack(parts), 0)
 
 
-def log_cs_terms(x: torch.Tensor, y: torch.Tensor, sigma: float) -> dict[str, torch.Tensor]:
+def log_cs_terms(
+    x: torch.Tensor, y: torch.Tensor, sigma: float, plain: bool = False
+) -> dict[str, torch.Tensor]:
     """``log`` of the three Parzen integrals ``int p q``, ``int p^2``, ``int q^2`` (up to the
-    kernel's normalising constant, which cancels in the divergence)."""
+    kernel's normalising constant, which cancels in the divergence); ``plain``: see
+    :func:`log_kernel_sum`."""
     a, b = _scaled(x, sigma), _scaled(y, sigma)
     n, m = x.shape[0], y.shape[0]
     return {
-        "log_pq": log_kernel_sum(a, b) - math.log(n * m),
-        "log_pp": log_kernel_sum(a, a) - 2 * math.log(n),
-        "log_qq": log_kernel_sum(b, b) - 2 * math.log(m),
+        "log_pq": log_kernel_sum(a, b, plain) - math.log(n * m),
+        "log_pp": log_kernel_sum(a, a, plain) - 2 * math.log(n),
+        "log_qq": log_kernel_sum(b, b, plain) - 2 * math.log(m),
     }
 
 
@@ -116,14 +148,35 @@ def _qmi_from(lse_joint: torch.Tensor, row_x: torch.Tensor, row_y: torch.Tensor)
 
 
 def cs_qmi_tensors(
-    x: torch.Tensor, y: torch.Tensor, sigma_x: float, sigma_y: float, *, self_terms: bool = False
+    x: torch.Tensor,
+    y: torch.Tensor,
+    sigma_x: float,
+    sigma_y: float,
+    *,
+    self_terms: bool = False,
+    plain: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """``I_CS(x; y)`` (and ``I_CS(x; x)``, ``I_CS(y; y)`` when ``self_terms``) in nats.
+    """``I_CS(x; y)`` (and ``I_CS(x; x)``, ``I_CS(y; y)`` when ``self_terms``) in nats;
+    ``plain``: see :func:`log_kernel_sum`.
 
     With ``Kx``, ``Ky`` the Gaussian Gram matrices of the paired rows,
     ``I_CS = log[(1/N^2) sum Kx*Ky * (1/N^4) sum Kx sum Ky] - 2 log[(1/N^3) 1^T Kx Ky 1]``.
     """
     a, b = _scaled(x, sigma_x), _scaled(y, sigma_y)
+    sums = _plain_qmi_sums(a, b, self_terms) if plain else None
+    if sums is None:
+        sums = _log_qmi_sums(a, b, self_terms)
+    joint, rx, ry = sums["joint"], sums["rows_x"], sums["rows_y"]
+    out = {"qmi": _qmi_from(joint, rx, ry)}
+    if self_terms:
+        out["qmi_xx"] = _qmi_from(sums["joint_x"], rx, rx)
+        out["qmi_yy"] = _qmi_from(sums["joint_y"], ry, ry)
+    return out
+
+
+def _log_qmi_sums(a: torch.Tensor, b: torch.Tensor, self_terms: bool) -> dict[str, torch.Tensor]:
+    """Log-domain ``log sum Kx*Ky`` (``joint``; ``joint_x``: ``Kx*Kx``, ``joint_y``: ``Ky*Ky``)
+    and log row sums ``rows_x``, ``rows_y`` of the scaled rows ``a``, ``b``."""
     joint, jx, jy, rows_x, rows_y = [], [], [], [], []
     for blk_a, blk_b in zip(row_blocks(a, len(a)), row_blocks(b, len(a)), strict=True):
         sx, sy = neg_sq_dist(blk_a, a), neg_sq_dist(blk_b, b)
@@ -133,12 +186,36 @@ def cs_qmi_tensors(
         if self_terms:
             jx.append(torch.logsumexp((2 * sx).reshape(-1), 0))
             jy.append(torch.logsumexp((2 * sy).reshape(-1), 0))
-    rx, ry = torch.cat(rows_x), torch.cat(rows_y)
-    out = {"qmi": _qmi_from(torch.logsumexp(torch.stack(joint), 0), rx, ry)}
+    out = {"joint": torch.logsumexp(torch.stack(joint), 0)}
+    out.update(rows_x=torch.cat(rows_x), rows_y=torch.cat(rows_y))
     if self_terms:
-        out["qmi_xx"] = _qmi_from(torch.logsumexp(torch.stack(jx), 0), rx, rx)
-        out["qmi_yy"] = _qmi_from(torch.logsumexp(torch.stack(jy), 0), ry, ry)
+        out.update(joint_x=torch.logsumexp(torch.stack(jx), 0))
+        out.update(joint_y=torch.logsumexp(torch.stack(jy), 0))
     return out
+
+
+def _plain_qmi_sums(
+    a: torch.Tensor, b: torch.Tensor, self_terms: bool
+) -> dict[str, torch.Tensor] | None:
+    """The sums of :func:`_log_qmi_sums` taken in the plain domain (then logged), or None when
+    one of them is too close to underflow to be exact to round-off."""
+    sums: dict[str, list[torch.Tensor]] = {"joint": [], "joint_x": [], "joint_y": []}
+    rows_x, rows_y = [], []
+    for kx, ky in zip(kernel_blocks(a, a), kernel_blocks(b, b), strict=True):
+        rows_x.append(kx.sum(1))
+        rows_y.append(ky.sum(1))
+        kx, ky = kx.view(-1), ky.view(-1)
+        sums["joint"].append(torch.dot(kx, ky))
+        if self_terms:
+            sums["joint_x"].append(torch.dot(kx, kx))
+            sums["joint_y"].append(torch.dot(ky, ky))
+    n = a.shape[0]
+    out = {k: torch.stack(v).sum() for k, v in sums.items() if v}
+    out.update(rows_x=torch.cat(rows_x), rows_y=torch.cat(rows_y))
+    counts = {"rows_x": n, "rows_y": n}
+    if not all(_exact(v, counts.get(k, n * n)) for k, v in out.items()):
+        return None
+    return {k: v.log() for k, v in out.items()}
 
 
 def normalized_qmi(t: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -230,7 +307,7 @@ class CSDivergence:
     Call ``est(x, y)`` with ``x`` (n,) or (n, d) and ``y`` (m,) or (m, d). ``details``: ``sigma``
     (the number used) and the log integrals ``log_pq``, ``log_pp``, ``log_qq``.
     Cost: O((n + m)^2 d) time; memory O(block x (n + m)): kernel sums run over row blocks of
-    2^22 entries in the log domain, on the inputs' device in float64.
+    2^22 entries (plain domain, log domain near underflow), on the inputs' device in float64.
 
     Args:
         sigma: kernel bandwidth, a number > 0 or 'median' (median pairwise distance of the pooled sample).
@@ -261,7 +338,7 @@ class CSDivergence:
             )
         sigma = resolve_sigma(self.sigma, a, b)
         with torch.no_grad():
-            t = log_cs_terms(a, b, sigma)
+            t = log_cs_terms(a, b, sigma, plain=True)
         logs = {k: float(v) for k, v in t.items()}
         value = (-2.0 * logs["log_pq"] + logs["log_pp"] + logs["log_qq"]) / self._log_base
         return finish(value, {"sigma": sigma, **logs, "units": self.units}, details)
@@ -305,7 +382,7 @@ class CSQuadraticMI:
 
     Call ``est(x, y)`` with paired ``x`` (N,) or (N, dx) and ``y`` (N,) or (N, dy). ``details``:
     ``sigma_x``, ``sigma_y``, ``qmi`` (nats) and, when normalised, ``qmi_xx``, ``qmi_yy``.
-    Cost: O(N^2 (dx + dy)) time; memory O(block x N) (row blocks, log domain, float64, on the
+    Cost: O(N^2 (dx + dy)) time; memory O(block x N) (row blocks, plain or log domain, float64, on the
     inputs' device).
 
     Args:
@@ -348,7 +425,7 @@ class CSQuadraticMI:
             )
         sx, sy = resolve_sigma(self.sigma, a), resolve_sigma(self.sigma_y, b)
         with torch.no_grad():
-            t = cs_qmi_tensors(a, b, sx, sy, self_terms=self.normalized)
+            t = cs_qmi_tensors(a, b, sx, sy, self_terms=self.normalized, plain=True)
         info: dict[str, Any] = {"sigma_x": sx, "sigma_y": sy, **{k: float(v) for k, v in t.items()}}
         if self.normalized:
             value = float(normalized_qmi(t))

@@ -175,6 +175,51 @@ def test_far_apart_samples_stay_finite_in_the_log_domain():
     assert _div(sigma=1.0)(x, y) == pytest.approx(ref, rel=1e-13)
 
 
+@pytest.mark.parametrize(
+    ("sigma", "shift", "n", "m"),
+    [
+        (1.0, 0.0, 37, 29),  # the plain domain throughout
+        (0.002, 0.0, 37, 29),  # tiny bandwidth: cross sums underflow, the log domain takes over
+        (1.0, 60.0, 37, 29),  # far-apart samples: log int pq ~ -1800
+        (1.0, 0.0, 1, 1),  # single samples
+        (0.7, 0.0, 12, 12),  # duplicates below
+    ],
+)
+def test_plain_domain_sums_match_the_log_domain(monkeypatch, sigma, shift, n, m):
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy(rng.normal(size=(n, 3)))
+    y = torch.from_numpy(rng.normal(size=(m, 3)) + shift)
+    if n == 12:
+        x[6:] = x[:6]
+        y[4:8] = x[:4]
+    # both domains form ||u - v||^2 as |u|^2 + |v|^2 - 2 u.v (in another order): they agree to the
+    # cancellation error of that, eps * |u|^2 / sigma^2
+    tol = 1e-12 + 1e-15 * float(torch.cat([x, y]).square().sum(1).max()) / sigma**2
+    monkeypatch.setattr(cs, "BLOCK_ENTRIES", 160)  # several plain blocks of one or more rows
+    for plain_blocks in (True, False):
+        if not plain_blocks:
+            monkeypatch.setattr(cs, "BLOCK_ENTRIES", 1 << 22)
+        fast = cs.log_cs_terms(x, y, sigma, plain=True)
+        slow = cs.log_cs_terms(x, y, sigma)
+        for key in slow:
+            assert float(fast[key]) == pytest.approx(float(slow[key]), rel=1e-13, abs=tol)
+            assert math.isfinite(float(fast[key]))
+        if n == m:
+            fast = cs.cs_qmi_tensors(x, y, sigma, 1.3 * sigma, self_terms=True, plain=True)
+            slow = cs.cs_qmi_tensors(x, y, sigma, 1.3 * sigma, self_terms=True)
+            for key in slow:
+                assert float(fast[key]) == pytest.approx(float(slow[key]), rel=1e-12, abs=tol)
+
+
+def test_plain_domain_falls_back_only_near_underflow():
+    a, b = torch.zeros(2, 1, dtype=torch.float64), torch.full((3, 1), 20.0, dtype=torch.float64)
+    # exp(-400) = 1.9e-174 is exact in the plain domain; exp(-40000) underflows to 0
+    assert float(cs.log_kernel_sum(a, b, plain=True)) == pytest.approx(math.log(6) - 400, rel=1e-15)
+    assert float(cs.log_kernel_sum(a, 10 * b, plain=True)) == pytest.approx(
+        math.log(6) - 40000, rel=1e-15
+    )
+
+
 def test_constant_variable_gives_zero_qmi_and_zero_normalised_qmi():
     x = np.random.default_rng(0).normal(size=(9, 2))
     assert _qmi()(x, np.ones(9)) == pytest.approx(0.0, abs=1e-13)
