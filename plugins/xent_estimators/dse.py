@@ -13,9 +13,11 @@ from ._common import (
     as_matrix,
     check_choice,
     finish,
+    gram,
     log_base,
     no_second_input,
     pow2_scale,
+    sym_eigvalsh,
     to_host,
     unit_name,
 )
@@ -48,7 +50,7 @@ def diffusion_eigenvalues(
     s = pow2_scale(z)
     z = z / s
     sq = (z * z).sum(dim=1)
-    k = z @ z.T  # becomes -2<zi,zj> + |zi|^2 + |zj|^2 in place below
+    k = gram(z, rows=True)  # becomes -2<zi,zj> + |zi|^2 + |zj|^2 in place below
     k.mul_(-2.0).add_(sq[:, None]).add_(sq[None, :]).clamp_(min=0.0)
     k.fill_diagonal_(0.0)
     ratio = s / sigma
@@ -59,7 +61,7 @@ def diffusion_eigenvalues(
         k.mul_(q[:, None]).mul_(q[None, :])
     r = k.sum(dim=1).rsqrt_()
     k.mul_(r[:, None]).mul_(r[None, :])
-    return torch.linalg.eigvalsh(k).to(torch.float64)
+    return sym_eigvalsh(k).to(torch.float64)
 
 
 def spectral_entropy(eigenvalues: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
