@@ -19,8 +19,8 @@ from ._common import (
     prepare,
     reduce,
     soft_nll,
-    target_nll,
 )
+from ._emo_ids import EmoIds
 
 _WHO = "emo"
 MIXES = ("dynamic", "none")
@@ -69,20 +69,15 @@ def emo_loss(
     """Functional form of :class:`EMOLoss`; ``embedding`` is the (V, D) cost embedding."""
     b = prepare(logits, targets, who=_WHO, ignore_index=ignore_index)
     unit = _cost_embedding(embedding, b, "embedding")
-    if b.ids is not None:  # class ids: the target's rows of E and CE, without (N, C) targets
-        q = torch.softmax(b.logits, dim=-1)
-        valid = b.valid.to(q.dtype)
-        picked = unit[b.ids] * valid[:, None]  # P @ E for one-hot P (zero rows if ignored)
-        distance = valid - (picked * (q @ unit)).sum(-1)
-        if mix == "none":
-            return reduce(distance, b, reduction)
-        ce = target_nll(b) * valid
-    else:
-        logp = log_probs(b)
-        distance = demd(logp.exp(), b.one_hot(), unit)
-        if mix == "none":
-            return reduce(distance, b, reduction)
-        ce = soft_nll(b.one_hot(), logp)
+    if b.ids is not None:  # class ids: no (N, C) target, a closed-form gradient
+        valid = b.valid.to(b.logits.dtype)
+        rows = EmoIds.apply(b.logits, b.ids, valid, unit, mix == "dynamic", max_ratio)
+        return reduce(rows, b, reduction)
+    logp = log_probs(b)
+    distance = demd(logp.exp(), b.one_hot(), unit)
+    if mix == "none":
+        return reduce(distance, b, reduction)
+    ce = soft_nll(b.one_hot(), logp)
     # rounding can leave the bound a hair below 0; the ratio must not divide by 0 or flip sign
     ratio = (ce / (distance.clamp_min(0.0) + 1e-10)).detach()
     if max_ratio is not None:

@@ -100,15 +100,18 @@ def test_hl_gauss_with_a_ruled_out_far_bin_is_finite() -> None:
     assert torch.isfinite(got) and torch.isfinite(x.grad).all()
 
 
-@pytest.mark.parametrize("mix", ["dynamic", "none"])
-def test_emo_class_ids_match_one_hot_probability_targets(mix: str) -> None:
+@pytest.mark.parametrize(
+    ("mix", "max_ratio"), [("dynamic", None), ("dynamic", 0.5), ("none", None)]
+)
+def test_emo_class_ids_match_one_hot_probability_targets(mix: str, max_ratio) -> None:
     gen = torch.Generator().manual_seed(3)
     x = 2 * torch.randn(9, 12, generator=gen, dtype=torch.float64)
     y = torch.randint(0, 12, (9,), generator=gen)
     y[4] = -100
     x[5, y[5]] += 50.0  # DEMD ~ 0: the dynamic ratio's guard
+    x[6, (y[6] + 1) % 12] = float("-inf")  # a class ruled out
     e = torch.randn(12, 5, generator=gen, dtype=torch.float64)
-    loss = xent_core.loss("emo", mix=mix, reduction="none")
+    loss = xent_core.loss("emo", mix=mix, max_ratio=max_ratio, reduction="none")
     ok = y != -100
     a, b = x.clone().requires_grad_(), x[ok].clone().requires_grad_()
     got = loss(a, targets=y, classifier=e)
@@ -119,3 +122,12 @@ def test_emo_class_ids_match_one_hot_probability_targets(mix: str) -> None:
     torch.testing.assert_close(got[ok], ref, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(g_got[ok], g_ref, rtol=1e-9, atol=1e-12)
     assert got[4] == 0 and (g_got[4] == 0).all()
+
+
+def test_emo_class_ids_gradcheck_of_the_distance() -> None:
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(5, 7, generator=gen, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 3, -100, 6, 2])
+    e = torch.randn(7, 3, generator=gen, dtype=torch.float64)
+    loss = xent_core.loss("emo", mix="none", reduction="sum")
+    assert torch.autograd.gradcheck(lambda t: loss(t, targets=y, classifier=e), (x,))
