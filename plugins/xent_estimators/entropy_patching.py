@@ -97,6 +97,21 @@ def entropy_patch_starts(
         max_patch_length: split longer patches into pieces of this many tokens (None: no limit).
         lengths: (B,) valid length of each padded sequence (None: all of L).
     """
+    return _pack(*_start_mask(entropies, mode, threshold, quantile, patch_size,
+                              include_next_token, max_patch_length, lengths))  # fmt: skip
+
+
+def _start_mask(
+    entropies: Any,
+    mode: str,
+    threshold: float | None,
+    quantile: float,
+    patch_size: int,
+    include_next_token: bool,
+    max_patch_length: int | None,
+    lengths: Any,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, L + extra) bool patch starts, (B,) sequence ends and (B,) thresholds."""
     mode = validate.choice("mode", mode, MODES)
     threshold = validate.optional(validate.number, "threshold", threshold)
     quantile = validate.unit_interval("quantile", quantile)
@@ -117,8 +132,9 @@ def entropy_patch_starts(
     valid = pos[None] < n[:, None]  # (B, L): H_t is defined
     # candidate t: the start t+1 must lie inside the sequence (or equal L with the next token)
     usable = pos[None] + 1 < n[:, None] + extra
-    diffs = torch.full_like(h, torch.nan)
-    diffs[:, 1:] = h[:, 1:] - h[:, :-1]
+    if mode in ("monotonic", "quantile-monotonic"):
+        diffs = torch.full_like(h, torch.nan)
+        diffs[:, 1:] = h[:, 1:] - h[:, :-1]
     thresholds = torch.full((b,), torch.nan, dtype=h.dtype, device=h.device)
     if mode in ("threshold", "monotonic", "topk"):
         usable &= pos[None] >= 1  # positions 0 and 1 always start a patch
@@ -155,7 +171,7 @@ def entropy_patch_starts(
         idx = torch.arange(size, device=h.device)
         last = torch.where(start, idx[None], torch.zeros_like(idx)[None]).cummax(dim=1).values
         start |= ((idx[None] - last) % max_patch_length == 0) & inside
-    return _pack(start, ends, thresholds)
+    return start, ends, thresholds
 
 
 def _nanquantile(x: torch.Tensor, q: float) -> torch.Tensor:
@@ -168,13 +184,14 @@ def _nanquantile(x: torch.Tensor, q: float) -> torch.Tensor:
 
 
 def _pack(start: torch.Tensor, ends: torch.Tensor, thresholds: torch.Tensor) -> Patches:
-    b, size = start.shape
+    b = start.shape[0]
     counts = start.sum(dim=1)
     width = max(int(counts.max()) if b else 0, 1)
-    idx = torch.arange(size, device=start.device).expand(b, -1)
-    key = torch.where(start, idx, torch.full_like(idx, size))  # starts first, in order
-    ordered = torch.sort(key, dim=1).values[:, :width]
-    start_ids = torch.minimum(ordered, ends[:, None])
+    # the k-th start of row r goes to column k (row-major nonzero keeps them in order)
+    row, col = start.nonzero(as_tuple=True)
+    slot = torch.arange(row.numel(), device=start.device) - (counts.cumsum(0) - counts)[row]
+    start_ids = ends[:, None].expand(b, width).clone()  # padded with each sequence's end
+    start_ids[row, slot] = col
     nxt = torch.cat([start_ids[:, 1:], ends[:, None]], dim=1)
     lengths = nxt - start_ids
     return Patches(start_ids, lengths, counts, thresholds)
@@ -242,19 +259,14 @@ class EntropyPatching:
         self.units = "tokens per patch"
 
     def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:
-        p = entropy_patch_starts(
-            x,
-            mode=self.mode,
-            threshold=self.threshold,
-            quantile=self.quantile,
-            patch_size=self.patch_size,
-            include_next_token=self.include_next_token,
-            max_patch_length=self.max_patch_length,
-            lengths=y,
-        )
-        total = int(p.patch_lengths.sum())
+        mask = _start_mask(x, self.mode, self.threshold, self.quantile, self.patch_size,
+                           self.include_next_token, self.max_patch_length, y)  # fmt: skip
+        total = int(mask[1].sum())  # the patch lengths of a sequence sum to its end
         if total == 0:
             raise BadInputError("entropy-patching: no positions to patch (empty sequences)")
+        if not details:
+            return total / int(mask[0].sum())
+        p = _pack(*mask)
         info = {
             "start_ids": p.start_ids.cpu().numpy(),
             "patch_lengths": p.patch_lengths.cpu().numpy(),

@@ -135,9 +135,22 @@ def switch_schedule(
     if bool((h < 0).any()):
         raise BadInputError("entropies must be >= 0")
     rule = EntropySwitch(threshold, window, hysteresis, min_dwell)
-    steps = h.T if h.dim() == 2 else h[:, None]
-    out = torch.stack([rule.step_entropy(s) for s in steps], dim=-1)  # (B, T)
+    rows = h if h.dim() == 2 else h[None]
+    if rule.hysteresis == 0.0 and rule.min_dwell == 1:
+        # without hysteresis or dwell the rule keeps no state: large exactly when m_t > threshold
+        out = _rolling_means(rows, rule.window) > rule.threshold
+    else:
+        out = torch.stack([rule.step_entropy(s) for s in rows.T], dim=-1)  # (B, T)
     return out if h.dim() == 2 else out[0]
+
+
+def _rolling_means(h: torch.Tensor, window: int) -> torch.Tensor:
+    """(B, T) means of the last ``window`` steps (fewer while filling), as RollingEntropy."""
+    w = min(window, h.shape[1])
+    # windows laid out (w, B, T - w + 1), oldest first, reduced over dim 0 like RollingEntropy
+    full = h.unfold(1, w, 1).permute(2, 0, 1).contiguous().mean(dim=0)
+    head = [h[:, : t + 1].T.contiguous().mean(dim=0) for t in range(w - 1)]
+    return torch.cat([torch.stack(head, dim=1), full], dim=1) if head else full
 
 
 class EntropySwitchCost:
@@ -155,7 +168,8 @@ class EntropySwitchCost:
     counts nominal parameter sizes; pass any per-token cost ratio. ``details``: ``use_large``
     (the (B, T) decisions), ``switch_points`` (per sequence, the steps where the model changes),
     ``fraction_large``, ``cost``, ``saving``. While the window fills, the mean is over the
-    steps seen so far. Cost O(B T) time, O(B window) memory.
+    steps seen so far. Cost O(B T window) time and memory (O(B window) memory with
+    hysteresis or min_dwell, which replay the rule step by step).
 
     Args:
         threshold: rolling-mean entropy above which the large model decodes (input units).
@@ -207,6 +221,8 @@ class EntropySwitchCost:
         rows = use if use.dim() == 2 else use[None]
         f = float(rows.double().mean())
         cost = switch_cost(f, self.size_ratio, small_always_runs=self.small_always_runs)
+        if not details:
+            return cost
         changes = rows[:, 1:] != rows[:, :-1]
         points = [(torch.nonzero(c).reshape(-1) + 1).tolist() for c in changes]
         if bool(rows[:, :1].any()):  # a sequence that starts on the large model switches at 0

@@ -141,3 +141,32 @@ def test_bad_inputs_and_parameters():
         _est()(np.ones((2, 3, 4)))
     with pytest.raises(xent_core.BadInputError):
         _est()(np.ones((2, 5)), [0, 0])
+
+
+@pytest.mark.parametrize("mode", ["threshold", "monotonic", "quantile", "topk"])
+@pytest.mark.parametrize("include_next_token", [False, True])
+def test_packing_and_value_without_details_match_a_plain_loop(mode, include_next_token):
+    # padded rows of every length (0, 1, full), ties (integer entropies) and a patch cap
+    rng = np.random.default_rng(3)
+    h = rng.integers(0, 4, size=(7, 9)).astype(float)
+    lengths = [0, 1, 2, 9, 5, 9, 3]
+    kw = dict(mode=mode, threshold=1.5, include_next_token=include_next_token)
+    for cap in (None, 2):
+        p = entropy_patch_starts(h, max_patch_length=cap, lengths=lengths, **kw)
+        est = _est(max_patch_length=cap, **kw)
+        value, d = est(h, lengths, details=True)
+        assert est(h, lengths) == value  # the value alone skips the packing
+        for b, n in enumerate(lengths):
+            end = n + include_next_token
+            starts = p.starts(b)
+            assert starts == sorted(set(starts)) and all(0 <= s < end for s in starts)
+            assert p.lengths(b) == [e - s for s, e in zip(starts, [*starts[1:], end])]
+            assert p.start_ids[b, len(starts) :].tolist() == [end] * (
+                p.start_ids.shape[1] - len(starts)
+            )
+            assert p.patch_lengths[b, len(starts) :].tolist() == [0] * (
+                p.start_ids.shape[1] - len(starts)
+            )
+        total = sum(n + include_next_token for n in lengths)
+        assert value == total / int(p.num_patches.sum())
+        np.testing.assert_array_equal(d["start_ids"], p.start_ids.numpy())

@@ -87,3 +87,18 @@ def test_bad_inputs():
         est([])
     with pytest.raises(xent_core.BadParameterError):
         switch_cost(1.2, 0.5)
+
+
+@pytest.mark.parametrize("shape", [(1,), (3,), (5, 2), (64, 40), (2, 1)])
+@pytest.mark.parametrize("window", [1, 3, 8])
+def test_stateless_fast_path_matches_the_stepped_rule(shape, window):
+    # hysteresis 0 and min_dwell 1 are decided from the rolling means at once; the rule stepped
+    # one token at a time must agree, also on exact ties (integer entropies, threshold 1.5)
+    rng = np.random.default_rng(window)
+    for h in (rng.gamma(2.0, 0.7, size=shape), rng.integers(0, 4, size=shape).astype(float)):
+        fast = switch_schedule(h, threshold=1.5, window=window)
+        rule = EntropySwitch(threshold=1.5, window=window)
+        rows = torch.as_tensor(h).reshape(-1, shape[-1])
+        stepped = torch.stack([rule.step_entropy(s) for s in rows.T], dim=-1)
+        assert torch.equal(fast.reshape(stepped.shape), stepped)
+        assert fast.shape == torch.Size(shape)
