@@ -7,6 +7,7 @@ NaN included). Per-token values are float64 on the input's device.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -75,18 +76,19 @@ def same_shape(t: torch.Tensor, name: str, like: torch.Tensor, like_name: str) -
 
 def check_logprobs(logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Finite log-probabilities <= 0 at the masked-in positions (others set to 0)."""
-    v = logp[mask]
-    if not bool(torch.isfinite(v).all()):
+    kept = torch.where(mask, logp, torch.zeros_like(logp))
+    lo, hi = (float(m) for m in torch.aminmax(kept)) if kept.numel() else (0.0, 0.0)
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN propagates through aminmax
         raise BadInputError(
             "token_logprobs contains NaN or inf: a target log-probability must be finite (a "
             "probability of exactly 0 cannot be scored)"
         )
-    if v.numel() and float(v.max()) > LOGP_TOLERANCE:
+    if hi > LOGP_TOLERANCE:  # the masked-out zeros never exceed the tolerance
         raise BadInputError(
-            f"token_logprobs holds {float(v.max()):.4g} > 0: pass log-probabilities (<= 0), not "
+            f"token_logprobs holds {hi:.4g} > 0: pass log-probabilities (<= 0), not "
             "probabilities or logits"
         )
-    return torch.where(mask, logp, torch.zeros_like(logp)).clamp_max(0.0)
+    return kept.clamp_max(0.0)
 
 
 def token_ids(y: Any, like: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -122,11 +124,10 @@ def k_smallest_mean(values: torch.Tensor, keep: torch.Tensor, k: float) -> torch
     ``int(k * n)`` truncates the float product as the reference implementations do.
     """
     n = keep.sum(dim=1)
-    count = torch.tensor(
-        [max(1, int(k * int(c))) for c in n.tolist()], dtype=torch.long, device=values.device
-    )
+    count = (n.to(torch.float64) * k).trunc().to(torch.long).clamp_min(1)  # as int(k * n)
     filled = torch.where(keep, values, torch.full_like(values, torch.inf))
-    ordered = filled.sort(dim=1).values
-    take = torch.arange(values.shape[1], device=values.device)[None, :] < count[:, None]
+    width = min(int(count.max()), values.shape[1]) if count.numel() else 0
+    ordered = filled.topk(width, dim=1, largest=False).values  # ascending
+    take = torch.arange(width, device=values.device)[None, :] < count[:, None]
     total = torch.where(take, ordered, torch.zeros_like(ordered)).sum(dim=1)
     return total / count.to(values.dtype)
