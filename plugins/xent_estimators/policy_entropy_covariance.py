@@ -50,11 +50,30 @@ def _prepare(
                 f"mask must have the token shape {tuple(lp.shape)}; got {tuple(valid.shape)}"
             )
         valid = valid.bool()
-    check_finite(torch.where(valid, lp, torch.zeros_like(lp)), "logprobs")
-    check_finite(torch.where(valid, adv, torch.zeros_like(adv)), "advantages")
-    if bool((lp[valid] > 1e-6).any()):
+    kept = lp if mask is None else torch.where(valid, lp, torch.zeros_like(lp))
+    check_finite(kept, "logprobs")
+    check_finite(
+        adv if mask is None else torch.where(valid, adv, torch.zeros_like(adv)), "advantages"
+    )
+    if kept.numel() and float(kept.max()) > 1e-6:  # masked-out tokens count as 0
         raise BadInputError("logprobs must be log-probabilities (<= 0); got positive values")
     return lp, adv, valid
+
+
+def _valid(t: torch.Tensor, valid: torch.Tensor, masked: bool) -> torch.Tensor:
+    """The valid entries of ``t``, flat in memory order (the whole tensor without a mask)."""
+    return t[valid] if masked else t.reshape(-1)
+
+
+def _covariance(
+    lp: torch.Tensor, adv: torch.Tensor, valid: torch.Tensor, masked: bool
+) -> torch.Tensor:
+    if not masked:
+        return (lp - lp.reshape(-1).mean()) * (adv - adv.reshape(-1).mean())
+    if int(valid.sum()) == 0:
+        return torch.zeros_like(lp)
+    cov = (lp - lp[valid].mean()) * (adv - adv[valid].mean())
+    return torch.where(valid, cov, torch.zeros_like(cov))
 
 
 def token_covariance(logprobs: Any, advantages: Any, mask: Any = None) -> torch.Tensor:
@@ -66,13 +85,7 @@ def token_covariance(logprobs: Any, advantages: Any, mask: Any = None) -> torch.
     is the batch covariance ``Cov(log pi, A)``.
     """
     lp, adv, valid = _prepare(logprobs, advantages, mask)
-    count = int(valid.sum())
-    if count == 0:
-        return torch.zeros_like(lp)
-    lp_mean = lp[valid].mean()
-    adv_mean = adv[valid].mean()
-    cov = (lp - lp_mean) * (adv - adv_mean)
-    return torch.where(valid, cov, torch.zeros_like(cov))
+    return _covariance(lp, adv, valid, mask is not None)
 
 
 def _selection_size(ratio: float, n_valid: int) -> int:
@@ -203,17 +216,20 @@ class PolicyEntropyCovariance:
     def __call__(self, x: Any, y: Any = None, *, mask: Any = None, details: bool = False) -> Any:
         if y is None:
             raise BadInputError("policy-entropy-covariance needs logprobs (x) and advantages (y)")
-        cov = token_covariance(x, y, mask)
         lp, adv, valid = _prepare(x, y, mask)
-        n = int(valid.sum())
+        masked = mask is not None
+        n = int(valid.sum()) if masked else lp.numel()
         if n == 0:
             raise BadInputError("no valid tokens (the mask is all False)")
+        cov = _covariance(lp, adv, valid, masked)
         value = float(cov.sum(dtype=torch.float64) / n)
+        if not details:
+            return value
         info = {
             "per_token": cov,
             "tokens": n,
-            "logprob_mean": float(lp[valid].mean()),
-            "advantage_mean": float(adv[valid].mean()),
-            "positive_fraction": float((cov[valid] > 0).double().mean()),
+            "logprob_mean": float(_valid(lp, valid, masked).mean()),
+            "advantage_mean": float(_valid(adv, valid, masked).mean()),
+            "positive_fraction": float((_valid(cov, valid, masked) > 0).double().mean()),
         }
         return finish(value, info, details)

@@ -323,3 +323,27 @@ def test_token_entropy_rejects_nan_posinf_and_fully_masked_rows() -> None:
         est(torch.tensor([[0.0, math.inf, -math.inf]]))
     with pytest.raises(BadInputError, match="-inf everywhere"):
         est(torch.tensor([[0.0, 1.0], [-math.inf, -math.inf]]))
+
+
+@pytest.mark.parametrize("shape", [(1,), (5,), (3, 7)])
+def test_policy_covariance_without_mask_matches_an_all_true_mask_and_a_plain_loop(shape):
+    # no mask skips the masking; an all-True mask runs the general path; a plain float64 loop
+    rng = np.random.default_rng(len(shape))
+    lp = -rng.exponential(1.0, shape)
+    adv = rng.standard_normal(shape[:1])  # one advantage per sequence, broadcast
+    est = xent_core.estimator("policy-entropy-covariance")
+    value, d = est(lp, adv, details=True)
+    value_m, d_m = est(lp, adv, mask=np.ones(shape, dtype=bool), details=True)
+    assert est(lp, adv) == value
+    a = np.broadcast_to(adv.reshape(adv.shape + (1,) * (lp.ndim - 1)), shape).ravel()
+    x = lp.ravel()
+    want = sum((xi - x.mean()) * (ai - a.mean()) for xi, ai in zip(x, a)) / len(x)
+    assert value == pytest.approx(want, rel=1e-12, abs=1e-15)
+    assert value_m == pytest.approx(value, rel=1e-14, abs=1e-16)
+    for key in ("tokens", "logprob_mean", "advantage_mean", "positive_fraction"):
+        assert d[key] == d_m[key]
+    assert torch.equal(d["per_token"], d_m["per_token"])
+    with pytest.raises(xent_core.BadInputError):
+        est(np.abs(lp) + 0.1, adv)
+    with pytest.raises(xent_core.BadInputError):
+        est(np.full(shape, np.nan), adv)
