@@ -127,7 +127,9 @@ def k_smallest_mean(values: torch.Tensor, keep: torch.Tensor, k: float) -> torch
     count = (n.to(torch.float64) * k).trunc().to(torch.long).clamp_min(1)  # as int(k * n)
     filled = torch.where(keep, values, torch.full_like(values, torch.inf))
     width = min(int(count.max()), values.shape[1]) if count.numel() else 0
-    ordered = filled.topk(width, dim=1, largest=False, sorted=False).values
+    # rows of one count sum all ``width`` smallest (any order); else the ascending prefix
+    same = width == int(count.min()) if count.numel() else True
+    ordered = filled.topk(width, dim=1, largest=False, sorted=not same).values
     take = torch.arange(width, device=values.device)[None, :] < count[:, None]
     total = torch.where(take, ordered, torch.zeros_like(ordered)).sum(dim=1)
     return total / count.to(values.dtype)
