@@ -252,9 +252,10 @@ def preprocess_rows(
     if center:
         x = x - x.mean(dim=0, keepdim=True)
     if normalize_rows:
-        norms = x.norm(dim=1, keepdim=True)
-        if check and _squares_safe(norms):
-            return x / norms
+        if check:  # the data-dependent fast path (checks off: no branch, one rescale below)
+            norms = x.norm(dim=1, keepdim=True)
+            if _squares_safe(norms):
+                return x / norms
         # each row is first divided by a power of two near its largest entry (exact), so the
         # norm of a row of magnitude 1e200 does not overflow; the unit rows are unchanged
         peak = x.abs().amax(dim=1, keepdim=True)
