@@ -34,7 +34,7 @@ def entropy_from_logits(
 
     Returns shape ``logits.shape[:-1]`` in float32 (float64 for float64 input). Computed as
     ``H = log sum e^z' - sum softmax(z') z'`` with ``z' = z - max z`` (no cancellation for
-    peaked rows), in row chunks so the temporaries stay bounded.
+    peaked rows), in row chunks through two reused scratch buffers.
     """
     softcap, logit_scale = _check_scaling(softcap, logit_scale)
     if logits.ndim < 1 or logits.shape[-1] < 1:
@@ -46,6 +46,8 @@ def entropy_from_logits(
     dtype = _compute_dtype(flat)
     out = torch.empty(flat.shape[0], dtype=dtype, device=flat.device)
     rows = max(1, _CHUNK_ELEMENTS // max(1, flat.shape[-1]))
+    shape = (min(rows, flat.shape[0]), flat.shape[-1])
+    scratch = [torch.empty(shape, dtype=dtype, device=flat.device) for _ in range(2)]
     with torch.no_grad():
         for start in range(0, flat.shape[0], rows):
             z = flat[start : start + rows].to(dtype)
@@ -54,18 +56,36 @@ def entropy_from_logits(
             if softcap is not None:
                 # a masked logit stays masked (-inf), not capped to -softcap
                 z = torch.where(torch.isneginf(z), z, torch.tanh(z / softcap) * softcap)
-            top = z.amax(dim=-1, keepdim=True)
-            if bool(torch.isneginf(top).any()):
-                raise BadInputError(
-                    "a row of logits is -inf everywhere: its softmax (and entropy) is undefined"
-                )
-            z = z - top  # z <= 0: no cancellation against lse
-            e = torch.exp(z)
-            total = e.sum(dim=-1)
-            # masked logits (-inf) have e = 0 and contribute 0 * log 0 = 0, not 0 * -inf = NaN
-            ez = torch.where(e > 0, e * z, torch.zeros_like(z))
-            out[start : start + rows] = torch.log(total) - ez.sum(dim=-1) / total
+            zs, e = (buf[: z.shape[0]] for buf in scratch)
+            out[start : start + rows] = _chunk_entropy(z, zs, e)
     return out.reshape(lead).clamp_min(0)
+
+
+def _chunk_entropy(z: torch.Tensor, zs: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """Entropy of each row of ``z`` (rows x V, compute dtype, no NaN/+inf); ``zs``, ``e``:
+    scratch buffers of ``z``'s shape.
+
+    ``H = log s - sum_k e_k z'_k / s`` with ``z' = z - max z <= 0``, ``e = exp(z')``,
+    ``s = sum_k e_k``: both terms are >= 0 and each sum has terms of one sign, so peaked rows
+    lose nothing to cancellation. A masked logit (``-inf``: e = 0) makes its row's sum NaN
+    (0 * -inf); only such rows are redone with those terms set to 0, or refused when a row is
+    ``-inf`` everywhere.
+    """
+    top = z.amax(dim=-1, keepdim=True)
+    torch.sub(z, top, out=zs)
+    torch.exp(zs, out=e)
+    total = e.sum(dim=-1)
+    h = torch.log(total).sub_(e.mul_(zs).sum(dim=-1).div_(total))
+    redo = torch.isnan(h)
+    if bool(redo.any()):
+        if bool(torch.isneginf(top[redo]).any()):
+            raise BadInputError(
+                "a row of logits is -inf everywhere: its softmax (and entropy) is undefined"
+            )
+        zr = zs[redo]
+        er = torch.exp(zr)
+        h[redo] = torch.log(total[redo]) - (er * zr.masked_fill(er == 0, 0.0)).sum(-1) / total[redo]
+    return h
 
 
 def entropy_from_hidden(
