@@ -94,11 +94,14 @@ def row_blocks(a: torch.Tensor, m: int, plain: bool = False) -> list[torch.Tenso
 
 def kernel_blocks(a: torch.Tensor, b: torch.Tensor) -> Iterator[torch.Tensor]:
     """``exp(-||a_i - b_j||^2)`` in the plain domain for the plain row blocks of ``a``, each
-    built in place in one buffer (no autograd)."""
+    built in place in one buffer reused by every block (no autograd; use each block before
+    asking for the next)."""
     sq_b = b.square().sum(1)[None, :]
     sq_a = a.square().sum(1)[:, None]
-    for blk, sq in zip(row_blocks(a, len(b), True), row_blocks(sq_a, len(b), True), strict=True):
-        k = torch.addmm(sq_b, blk, b.T, alpha=-2.0)
+    blocks = row_blocks(a, len(b), True)
+    buf = a.new_empty((len(blocks[0]) if blocks else 0, b.shape[0]))  # one buffer, reused
+    for blk, sq in zip(blocks, row_blocks(sq_a, len(b), True), strict=True):
+        k = torch.addmm(sq_b, blk, b.T, alpha=-2.0, out=buf[: len(blk)])
         yield k.add_(sq).clamp_(min=0.0).neg_().exp_()
 
 

@@ -64,3 +64,14 @@ def test_alpha_req_scaling_after_the_eigensolve_matches_scaling_before():
     big, big_info = est(x * 2.0**450, details=True)
     assert value == pytest.approx(big, rel=1e-13)
     np.testing.assert_allclose(info["eigenvalues"] * 2.0**920, big_info["eigenvalues"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("center", [True, False])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_numpy_buffers_give_the_autograd_paths_values_and_leave_the_input(center, normalize):
+    x = torch.from_numpy(np.random.default_rng(4).normal(size=(30, 6)) + 2.0)
+    before = x.clone()
+    fast = c.preprocess_rows(x, center=center, normalize_rows=normalize)
+    ref = c.preprocess_rows(x.clone().requires_grad_(True), center=center, normalize_rows=normalize)
+    assert torch.equal(fast, ref.detach())
+    assert torch.equal(x, before)
