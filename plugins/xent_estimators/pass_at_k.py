@@ -25,6 +25,22 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(-np.expm1(np.log1p(-k / i).sum()))
 
 
+def pass_at_k_table(n: int, k: int) -> np.ndarray:
+    """:func:`pass_at_k` for ``c = 0, 1, ..., n`` at once (shape (n + 1,)).
+
+    The log of the product for ``c`` is the running sum of ``log1p(-k / i)`` over
+    ``i = n, n - 1, ..., n - c + 1``: every term has the same sign, so the running sum loses
+    nothing to cancellation (it agrees with the per-``c`` sum to a few ulp).
+    """
+    out = np.ones(n + 1, dtype=np.float64)
+    out[0] = 0.0
+    last = n - k  # the largest c with n - c >= k; above it pass@k is 1
+    if last >= 1:
+        i = np.arange(n, n - last, -1, dtype=np.float64)
+        out[1 : last + 1] = -np.expm1(np.cumsum(np.log1p(-k / i)))
+    return out
+
+
 def _counts(x: Any, name: str) -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu()
@@ -92,6 +108,10 @@ class PassAtK:
                 f"k = {too_big[0]} exceeds the number of samples (min n = {int(n.min())}): pass@k "
                 "is undefined for k > n"
             )
+        if n.size and int(n.max()) == int(n.min()) and int(n[0]) <= 4 * c.size + 4096:
+            # one n for every problem: a table over c = 0..n, then one lookup per problem
+            tables = {k: pass_at_k_table(int(n[0]), k) for k in self.k}
+            return self._finish({k: t[c] for k, t in tables.items()}, c.size, details)
         # problems share few distinct (n, c) pairs: evaluate each pair once, then index back
         # (pairs keyed by the ranks of n and c, small integers, so the key cannot overflow)
         un, rank_n = np.unique(n, return_inverse=True)
@@ -104,10 +124,13 @@ class PassAtK:
             k: np.array([pass_at_k(ni, ci, k) for ni, ci in pairs])[where.reshape(-1)]
             for k in self.k
         }
+        return self._finish(table, c.size, details)
+
+    def _finish(self, table: dict[int, np.ndarray], problems: int, details: bool) -> Any:
         first = table[self.k[0]]
         info = {
             "per_problem": first,
             "pass_at": {k: float(v.mean()) for k, v in table.items()},
-            "problems": int(c.size),
+            "problems": int(problems),
         }
         return finish(float(first.mean()), info, details)
