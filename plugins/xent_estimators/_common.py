@@ -177,11 +177,14 @@ def as_matrix(
     allow_vector: bool = False,
     backend: str = "torch",
     dtype: Any = None,
+    finite: bool = True,
 ) -> Any:
     """Validate a 2-D sample matrix (rows = samples) and return it as a tensor or numpy array.
 
     ``allow_vector`` turns a 1-D input into a single column. Raises :class:`BadInputError` for
-    other ranks, empty feature axes, too few rows and non-finite values.
+    other ranks, empty feature axes, too few rows and (unless ``finite=False``: the caller
+    checks a reduction of its own and calls :func:`check_finite` when that is not finite)
+    non-finite values.
     """
     if backend == "torch":
         m = to_tensor(x, name, dtype or torch.float64)
@@ -198,7 +201,8 @@ def as_matrix(
         raise BadInputError(
             f"{name} needs at least {min_rows} samples (rows); got {m.shape[0]} (shape {tuple(m.shape)})"
         )
-    check_finite(m, name)
+    if finite:
+        check_finite(m, name)
     return m
 
 

@@ -94,6 +94,8 @@ class GaussianEntropy:
         logdet_value = float(logdet) + 2.0 * d * math.log(s)
         correction = logdet_bias(n, d) if self.bias_correction else 0.0
         h = 0.5 * d * (1.0 + math.log(2.0 * math.pi)) + 0.5 * (logdet_value - correction)
+        if not details:  # the eigenvalues are only reported, never used for the value
+            return finish(h / self._log_base, None, False)
         info = {
             "logdet_cov": logdet_value,
             "logdet_correction": correction,

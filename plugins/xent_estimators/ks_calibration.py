@@ -82,7 +82,8 @@ class KSCalibrationError:
             info["per_class"] = per_class
             return finish(float(per_class.mean()), info, details)
         value, curve_c, gap = ks_error(conf, correct)
-        info["sorted_confidence"] = curve_c
-        info["cumulative_gap"] = gap
-        info.update(reliability_table(conf, correct, self.n_bins).as_dict())
+        if details:  # the curve and the plotting table only when asked for
+            info["sorted_confidence"] = curve_c
+            info["cumulative_gap"] = gap
+            info.update(reliability_table(conf, correct, self.n_bins).as_dict())
         return finish(value, info, details)

@@ -57,6 +57,23 @@ class LabelSharpness:
         out = num / dist
         return torch.where(num == 0, torch.zeros_like(out), out)  # 0/0 (equal rows, labels) = 0
 
+    @staticmethod
+    def _nearest_other(z: torch.Tensor, lab: torch.Tensor) -> tuple[float, tuple[int, int]] | None:
+        """All pairs, class labels: the ratio is 1 / distance, so its max is 1 / the smallest
+        distance between rows of different labels (same distances, first pair on ties); None
+        when every pair shares a label (the general loop then reports a 0 pair)."""
+        n = z.shape[0]
+        best, pair = math.inf, (0, 1)
+        for s in range(0, n, 1024):
+            dist = torch.cdist(z[s : s + 1024], z, compute_mode="donot_use_mm_for_euclid_dist")
+            dist.masked_fill_(lab[s : s + 1024, None] == lab[None, :], math.inf)  # and self-pairs
+            m = int(dist.argmin())
+            if float(dist.view(-1)[m]) < best:
+                best, pair = float(dist.view(-1)[m]), (s + m // n, m % n)
+        if best == math.inf:
+            return None
+        return (1.0 / best if best else math.inf), pair
+
     def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:
         if y is None:
             raise BadInputError("label-sharpness needs inputs (x) and labels (y)")
@@ -75,6 +92,9 @@ class LabelSharpness:
             r = self._ratio(lab[j], lab[k], (z[j] - z[k]).norm(dim=1))
             best = int(r.argmax())
             value, pair, pairs = float(r[best]), (int(j[best]), int(k[best])), self.num_pairs
+        elif self.labels == "categorical" and (found := self._nearest_other(z, lab)) is not None:
+            value, pair = found
+            pairs = n * (n - 1)
         else:
             value, pair = -math.inf, (0, 1)
             for s in range(0, n, 1024):

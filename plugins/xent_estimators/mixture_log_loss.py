@@ -10,7 +10,16 @@ import torch
 
 from xent_core import BadInputError, validate
 
-from ._common import as_matrix, finish, log_base, to_host, to_tensor, unit_name
+from ._common import (
+    all_finite,
+    as_matrix,
+    check_finite,
+    finish,
+    log_base,
+    to_host,
+    to_tensor,
+    unit_name,
+)
 
 MODES = ("sequential", "per-example")
 STATISTICS = ("log-loss", "regret")
@@ -82,22 +91,29 @@ class MixtureLogLoss:
         self.units = unit_name(base)
 
     def __call__(self, member_logprobs: Any, weights: Any = None, *, details: bool = False) -> Any:
-        lp = as_matrix(member_logprobs, "member_logprobs", min_rows=1)
+        # NaN/inf in lp make its row sums non-finite: only then is lp itself scanned (same errors)
+        lp = as_matrix(member_logprobs, "member_logprobs", min_rows=1, finite=False)
         m = lp.shape[0]
+        members = -lp.sum(1) if self.mode == "sequential" else -lp.mean(1)
+        if not all_finite(members):
+            check_finite(lp, "member_logprobs")
         w = _weights(weights, m, lp.device)
         log_w = torch.log(w)  # -inf for a zero weight: that member drops out of the mixture
         lb = self._log_base
         if self.mode == "sequential":
-            members = -lp.sum(1)
             joint = log_w - members
             mixture = -torch.logsumexp(joint, 0)
-            extra = {"posterior": to_host(torch.softmax(joint, 0))}
         else:
-            members = -lp.mean(1)
             mixture = -torch.logsumexp(log_w[:, None] + lp, 0).mean()
-            extra = {"jensen_bound": float((w * members).sum()) / lb}
         best_member = int(torch.argmin(members))
         best = float(members[best_member])
+        if not details:
+            value = float(mixture) if self.statistic == "log-loss" else float(mixture) - best
+            return finish(value / lb, None, False)
+        if self.mode == "sequential":
+            extra = {"posterior": to_host(torch.softmax(joint, 0))}
+        else:
+            extra = {"jensen_bound": float((w * members).sum()) / lb}
         info = {
             "mixture": float(mixture) / lb,
             "members": to_host(members) / lb,

@@ -47,3 +47,25 @@ def test_same_labels_zero_duplicates_inf_and_errors():
         est(x, np.zeros(5))
     with pytest.raises(xent_core.BadParameterError):
         xent_core.estimator("label-sharpness", labels="ordinal")
+
+
+@pytest.mark.parametrize("case", ["random", "ties", "duplicate", "one_class", "chunks"])
+def test_categorical_nearest_pair_path_matches_general_loop(case, monkeypatch):
+    rng = np.random.default_rng(3)
+    n = 1100 if case == "chunks" else 30  # > 1024 rows: the best pair may sit in a later chunk
+    x = rng.normal(size=(n, 2))
+    y = rng.integers(0, 3, size=n)
+    if case == "ties":
+        x = np.round(x * 2) / 2  # many equal distances
+    if case == "duplicate":
+        x[7] = x[3]
+        y[7] = (y[3] + 1) % 3
+    if case == "one_class":
+        y[:] = 1
+    est = xent_core.estimator("label-sharpness", num_pairs=None)
+    fast = est(x, y, details=True)
+    monkeypatch.setattr(type(est), "_nearest_other", staticmethod(lambda z, lab: None))
+    general = est(x, y, details=True)
+    assert fast.value == general.value
+    assert fast.details["argmax"] == general.details["argmax"]
+    assert fast.details["distance"] == general.details["distance"]
