@@ -167,14 +167,16 @@ class DistanceCorrelation:
         if self.statistic.startswith("u-") and n < 4:
             raise BadInputError(f"the U-statistic needs at least 4 samples; got {n}")
         da, db = distances(a, self.exponent), distances(b, self.exponent)
-        ca, cb = double_centered(da), double_centered(db)
-        dcov2 = float((ca * cb).mean())
-        vx, vy = float(ca.square().mean()), float(cb.square().mean())
-        denom = math.sqrt(vx * vy)
-        dcor = math.sqrt(max(dcov2, 0.0) / denom) if denom > 0 else 0.0
-        info: dict[str, Any] = {"dcov2": dcov2, "dvar2_x": vx, "dvar2_y": vy, "dcor": dcor}
-        if n > 3:
+        info: dict[str, Any] = {}
+        if details or not self.statistic.startswith("u-"):  # V-statistics
+            ca, cb = double_centered(da), double_centered(db)
+            dcov2 = float((ca * cb).mean())
+            vx, vy = float(ca.square().mean()), float(cb.square().mean())
             del ca, cb
+            denom = math.sqrt(vx * vy)
+            dcor = math.sqrt(max(dcov2, 0.0) / denom) if denom > 0 else 0.0
+            info.update({"dcov2": dcov2, "dvar2_x": vx, "dvar2_y": vy, "dcor": dcor})
+        if n > 3 and (details or self.statistic.startswith("u-")):  # U-statistics
             ua, ub = u_centered(da), u_centered(db)
             scale = n * (n - 3)
             u_xy = float((ua * ub).sum()) / scale

@@ -22,7 +22,8 @@ def neighbour_distances(x: torch.Tensor, k: int, chunk: int = 1024) -> torch.Ten
     out = []
     for start in range(0, n, chunk):
         rows = x[start : start + chunk]
-        d2 = sq[start : start + chunk, None] + sq[None, :] - 2.0 * rows @ x.T
+        d2 = torch.add(sq[start : start + chunk, None], sq[None, :])
+        d2.sub_(rows @ x.T, alpha=2.0)  # in place: (|a|^2 + |b|^2) - 2 a.b, same rounding
         idx = torch.arange(rows.shape[0], device=x.device)
         d2[idx, idx + start] = float("inf")
         out.append(torch.topk(d2, k, dim=1, largest=False).values.clamp_min(0).sqrt())

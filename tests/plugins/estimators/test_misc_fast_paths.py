@@ -65,3 +65,25 @@ def test_ks_value_matches_details(mode):
     assert est(p, y) == d.value
     if mode != "classwise":
         assert d.value == np.abs(d.details["cumulative_gap"]).max()
+
+
+@pytest.mark.parametrize("statistic", ["dcor", "dcov2", "u-dcov2", "u-dcor2"])
+def test_distance_correlation_value_matches_details(statistic):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(40, 2))
+    y = 0.5 * x[:, :1] + rng.normal(size=(40, 1))
+    est = xent_core.estimator("distance-correlation", statistic=statistic)
+    d = est(x, y, details=True)
+    assert est(x, y) == d.value == d.details[statistic]
+
+
+def test_neighbour_distances_in_place_build_matches_formula():
+    import torch
+    from xent_estimators.intrinsic_dimension import neighbour_distances
+
+    x = torch.from_numpy(np.random.default_rng(5).normal(size=(70, 3)))
+    sq = x.square().sum(1)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * x @ x.T
+    d2.fill_diagonal_(math.inf)
+    expect = torch.topk(d2, 4, dim=1, largest=False).values.clamp_min(0).sqrt()
+    assert torch.equal(neighbour_distances(x, 4, chunk=32), expect)
