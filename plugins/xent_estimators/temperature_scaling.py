@@ -248,6 +248,18 @@ def fit_temperature(
     n_bins = validate.integer("n_bins", n_bins, low=1)
     max_iter = validate.integer("max_iter", max_iter, low=1)
     lo, hi = _check_bounds(bounds)
+    z, y = _inputs(logits, targets, ignore_index)
+    before = _metrics(z, y, n_bins)
+    temperature, weight, bias, calibrated = _fit(z, y, method, (lo, hi), max_iter)
+    at_bound = math.isclose(temperature, lo, rel_tol=1e-6) or math.isclose(
+        temperature, hi, rel_tol=1e-6
+    )
+    after = _metrics(calibrated, y, n_bins)
+    return Calibration(method, temperature, weight, bias, before, after, at_bound, len(y))
+
+
+def _inputs(logits: Any, targets: Any, ignore_index: int | None) -> tuple[torch.Tensor, ...]:
+    """Checked (N, C) float64 logits and (N,) targets on the CPU."""
     pred: Predictions = predictions(
         logits, targets, from_logits=True, ignore_index=ignore_index, who="temperature-scaling"
     )
@@ -256,21 +268,18 @@ def fit_temperature(
             "temperature-scaling needs (N, C) logits with C >= 2; for one logit per row pass "
             "the two-class logits [0, s]"
         )
-    z = pred.x.to("cpu", torch.float64)
-    y = pred.targets.to("cpu")
-    before = _metrics(z, y, n_bins)
-    temperature = _fit_scalar(z, y, (lo, hi))
-    at_bound = math.isclose(temperature, lo, rel_tol=1e-6) or math.isclose(
-        temperature, hi, rel_tol=1e-6
-    )
-    weight = bias = None
+    return pred.x.to("cpu", torch.float64), pred.targets.to("cpu")
+
+
+def _fit(
+    z: torch.Tensor, y: torch.Tensor, method: str, bounds: tuple[float, float], max_iter: int
+) -> tuple[float, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+    """(temperature, weight, bias, calibrated logits) of one fit."""
+    temperature = _fit_scalar(z, y, bounds)
     if method == "scalar":
-        calibrated = z / temperature
-    else:
-        weight, bias = _fit_affine(z, y, method, temperature, max_iter)
-        calibrated = (z * weight if method == "vector" else z @ weight.T) + bias
-    after = _metrics(calibrated, y, n_bins)
-    return Calibration(method, temperature, weight, bias, before, after, at_bound, len(pred))
+        return temperature, None, None, z / temperature
+    weight, bias = _fit_affine(z, y, method, temperature, max_iter)
+    return temperature, weight, bias, (z * weight if method == "vector" else z @ weight.T) + bias
 
 
 def _check_bounds(bounds: Any) -> tuple[float, float]:
@@ -329,6 +338,10 @@ class TemperatureScaling:
         self.units = "nats"
 
     def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:
+        if not details:  # the value alone: no metrics or reliability tables before and after
+            z, t = _inputs(x, y, self.ignore_index)
+            calibrated = _fit(z, t, self.method, self.bounds, 200)[3]
+            return finish(float(_nll(calibrated, t)), None, False)
         cal = fit_temperature(
             x,
             y,

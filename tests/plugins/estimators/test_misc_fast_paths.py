@@ -87,3 +87,17 @@ def test_neighbour_distances_in_place_build_matches_formula():
     d2.fill_diagonal_(math.inf)
     expect = torch.topk(d2, 4, dim=1, largest=False).values.clamp_min(0).sqrt()
     assert torch.equal(neighbour_distances(x, 4, chunk=32), expect)
+
+
+@pytest.mark.parametrize("method", ["scalar", "vector", "matrix"])
+def test_temperature_scaling_value_matches_details(method):
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 4, 200)
+    z = 3.0 * rng.normal(size=(200, 4))
+    z[np.arange(200), y] += 1.0
+    y[:5] = -100  # ignored rows
+    est = xent_core.estimator("temperature-scaling", method=method)
+    d = est(z, y, details=True)
+    assert est(z, y) == d.value == d.details["nll_after"]
+    with pytest.raises(BadInputError):
+        est(np.full((4, 3), math.nan), np.zeros(4, dtype=int))
