@@ -282,14 +282,16 @@ def preprocess_rows(
 
 
 def _squares_safe(norms: torch.Tensor) -> bool:
-    """True when every row norm lies in [2^-400, 2^400]: the squares summed into each norm
+    """True when every row norm lies in [2^-e, 2^e] (e = 400 in float64, 50 in float32 and
+    bfloat16: about 0.39 of the dtype's largest exponent): the squares summed into each norm
     neither overflow nor lose a bit that counts, so rescaling the rows by a power of two first
     (exact) would give the same unit rows. One reduction: the fast path of
     :func:`preprocess_rows`."""
     if norms.numel() == 0:
         return False
+    e = math.frexp(torch.finfo(norms.dtype).max)[1] * 400 // 1024
     lo, hi = torch.aminmax(norms)
-    return bool((lo >= 2.0**-400) & (hi <= 2.0**400))
+    return bool((lo >= 2.0**-e) & (hi <= 2.0**e))
 
 
 def _lapack_on_host(x: torch.Tensor) -> bool:

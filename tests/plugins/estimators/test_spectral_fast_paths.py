@@ -75,3 +75,14 @@ def test_numpy_buffers_give_the_autograd_paths_values_and_leave_the_input(center
     ref = c.preprocess_rows(x.clone().requires_grad_(True), center=center, normalize_rows=normalize)
     assert torch.equal(fast, ref.detach())
     assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize("scale", [1e-20, 1e-30, 1e25])
+def test_float32_rows_near_its_range_take_the_rescaled_path(scale):
+    """float32's squares underflow (or overflow) far inside float64's safe range: rows of
+    magnitude 1e-20 must be rescaled first, and come out as unit rows all the same."""
+    x = torch.from_numpy(np.random.default_rng(4).normal(size=(20, 6)) * scale).float()
+    assert not c._squares_safe(x.norm(dim=1, keepdim=True))
+    z = c.preprocess_rows(x, center=False, normalize_rows=True)
+    assert torch.equal(z, _rescaled_unit_rows(x))
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(20), rtol=1e-6, atol=0)
