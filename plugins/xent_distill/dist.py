@@ -97,13 +97,12 @@ class DIST(Loss):
             vocab_align=self.vocab_align,
         )
         s = teacher.student
+        t = self.temperature
         if teacher.logits is not None:
-            p = torch.softmax(teacher.logits / self.temperature, -1)
+            p = torch.softmax(teacher.logits / t if t != 1.0 else teacher.logits, -1)
         else:
-            p = torch.exp(
-                teacher_logprobs_full(teacher, temperature=self.temperature, tail=self.tail)
-            )
-        q = torch.softmax(s / self.temperature, -1)
+            p = torch.exp(teacher_logprobs_full(teacher, temperature=t, tail=self.tail))
+        q = torch.softmax(s / t if t != 1.0 else s, -1)  # no (N, C) division at T = 1
         if valid is None:  # every row counts: the plain correlations
             b = torch.tensor(float(q.shape[0]), dtype=q.dtype, device=q.device)
             inter = (1.0 - pearson_rows(q, p)).sum()
