@@ -13,6 +13,8 @@ from ._common import (
     as_matrix,
     check_flag,
     finish,
+    gram,
+    host_empty_like,
     log_base,
     no_second_input,
     pow2_scale,
@@ -81,10 +83,17 @@ class GaussianEntropy:
             raise BadInputError(
                 f"gaussian-entropy needs more samples than dimensions (n > d); got n={n}, d={d}"
             )
-        z = m - m.mean(dim=0, keepdim=True)
+        mean = m.mean(dim=0, keepdim=True)
+        if m.device.type == "cpu" and m.dtype == torch.float64 and not m.requires_grad:
+            z = torch.sub(m, mean, out=host_empty_like(m))  # huge pages: fewer page faults
+        else:
+            z = m - mean
         s = pow2_scale(z)  # exact rescaling: 1e200 data does not overflow; d log s^2 added back
-        z = z / s
-        cov = z.T @ z / (n - 1)
+        if 2.0**-400 <= s <= 2.0**400:  # the squares are safe: scale the small (d, d) instead
+            cov = gram(z, rows=False).div_((n - 1) * s * s)
+        else:
+            z = z / s
+            cov = gram(z, rows=False) / (n - 1)
         sign, logdet = torch.linalg.slogdet(cov)
         if float(sign) <= 0 or not math.isfinite(float(logdet)):
             raise BadInputError(
