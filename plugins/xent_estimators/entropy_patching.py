@@ -11,6 +11,7 @@ sequence too, so a start may equal ``L`` and the lengths sum to ``L + 1``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,9 +52,12 @@ def _entropies(entropies: Any) -> torch.Tensor:
         h = h[None]
     if h.dim() != 2:
         raise BadInputError(f"entropies must have shape (L,) or (B, L); got {tuple(h.shape)}")
-    check_finite(h, "entropies")
-    if bool((h < 0).any()):
-        raise BadInputError("entropies must be >= 0 (entropies of next-token distributions)")
+    if h.numel():
+        low, high = torch.aminmax(h)  # one pass; NaN propagates to both
+        if not bool((low > -math.inf) & (high < math.inf)):
+            check_finite(h, "entropies")
+        if bool(low < 0):
+            raise BadInputError("entropies must be >= 0 (entropies of next-token distributions)")
     return h
 
 
@@ -162,8 +166,8 @@ def _start_mask(
     start = torch.zeros((b, size), dtype=torch.bool, device=h.device)
     start[:, 1:] = cut[:, : size - 1] if extra == 0 else cut
     start[:, 0] = True
-    if mode in ("threshold", "monotonic", "topk"):
-        start[:, 1] = size > 1
+    if mode in ("threshold", "monotonic", "topk") and size > 1:
+        start[:, 1] = True
     ends = n + extra
     inside = torch.arange(size, device=h.device)[None] < ends[:, None]
     start &= inside
@@ -259,6 +263,8 @@ class EntropyPatching:
         self.units = "tokens per patch"
 
     def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:
+        if not details and y is None and self.mode == "threshold" and not self.max_patch_length:
+            return self._threshold_value(x)
         mask = _start_mask(x, self.mode, self.threshold, self.quantile, self.patch_size,
                            self.include_next_token, self.max_patch_length, y)  # fmt: skip
         total = int(mask[1].sum())  # the patch lengths of a sequence sum to its end
@@ -275,3 +281,15 @@ class EntropyPatching:
             "patches": p,
         }
         return finish(total / int(p.num_patches.sum()), info, details)
+
+    def _threshold_value(self, x: Any) -> float:
+        """The value alone in threshold mode for full-length sequences: every sequence starts
+        patches at 0 and 1 and after each t in [1, L + extra - 2] with H_t > threshold, so the
+        patches are counted from one comparison instead of building the (B, L) start mask."""
+        h = _entropies(x)
+        b, big_l = h.shape
+        if big_l == 0 or b == 0:
+            raise BadInputError("entropies is empty: no positions to patch")
+        size = big_l + int(self.include_next_token)
+        cuts = int((h[:, 1 : size - 1] > self.threshold).sum())
+        return b * size / (b * (1 + int(size > 1)) + cuts)
