@@ -57,7 +57,7 @@ COLD_BYTES = 256 * 2**20  # larger than any CPU's last-level cache
 
 
 def _nbytes(tensor: Any) -> int:
-    return max(1, tensor.numel() * tensor.element_size())
+    return max(1, int(tensor.numel()) * int(tensor.element_size()))
 
 
 def max_rel_diff(a: Sequence[Any], b: Sequence[Any]) -> float:
