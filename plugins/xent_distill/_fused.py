@@ -48,6 +48,11 @@ General = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Te
 _BLOCK_ELEMENTS = 1 << 18  # elements per (rows, C) block: ~1 MiB in float32
 
 
+def _rows_per_block(n: int, c: int) -> int:
+    """Rows of one (rows, C) block of about ``_BLOCK_ELEMENTS`` entries (at least 1)."""
+    return max(1, min(n, _BLOCK_ELEMENTS // max(c, 1)))
+
+
 class Rule(NamedTuple):
     """What to compute per row: ``kind`` in ``kl``, ``reverse-kl``, ``mix``, ``tvd``, ``dkd``,
     ``zero``.
@@ -285,7 +290,7 @@ def _rows_pass(
         values.zero_()
         return _Pass(values, None if grad is None else grad.zero_(), no_rows, None)
     inv_t = 1.0 / rule.temperature
-    step = max(1, min(n, _BLOCK_ELEMENTS // max(c, 1)))
+    step = _rows_per_block(n, c)
     count = 3 if rule.kind in ("tvd", "dkd") else 4
     ws = _Workspace(step, c, dtype, s.device, count) if n else None
     for start in range(0, n, step):
@@ -327,7 +332,7 @@ def _recomputed_grad(
     out = torch.empty_like(s)
     inv_t = 1.0 / rule.temperature
     coef = grad_values.to(dtype) * (rule.scale * inv_t)
-    step = max(1, min(n, _BLOCK_ELEMENTS // max(c, 1)))
+    step = _rows_per_block(n, c)
     ws = _Workspace(step, c, dtype, s.device) if n else None
     for start in range(0, n, step):
         end = min(start + step, n)
@@ -424,7 +429,7 @@ def block_rows(
     """
     n, c = s.shape
     values = torch.empty(n, dtype=s.dtype, device=s.device)
-    step = max(1, min(n, _BLOCK_ELEMENTS // max(c, 1)))
+    step = _rows_per_block(n, c)
     ws = _Workspace(step, c, s.dtype, s.device, 4) if n else None
     for start in range(0, n, step):
         end = min(start + step, n)

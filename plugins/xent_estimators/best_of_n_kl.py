@@ -10,19 +10,13 @@ import torch
 
 from xent_core import BadInputError, BadParameterError, validate
 
-from ._common import finish, to_host, to_tensor
+from ._common import all_finite, finish, to_host, to_tensor
 
 
 def _kl(q: torch.Tensor, p: torch.Tensor) -> float:
     """KL(q || p) in nats with 0 log 0 = 0 (q is zero wherever p is)."""
     terms = q * (q.log() - p.log())  # NaN or -inf where q = 0: those terms are 0
     return float(torch.where(q > 0, terms, torch.zeros((), dtype=terms.dtype)).sum())
-
-
-def _finite(x: torch.Tensor) -> bool:
-    """No NaN or +-inf in ``x``, in one pass (``aminmax`` propagates NaN)."""
-    low, high = torch.aminmax(x)
-    return bool((low > -math.inf) & (high < math.inf))
 
 
 def _group_kl(mass: torch.Tensor, n: int) -> torch.Tensor:
@@ -131,7 +125,7 @@ class BestOfNKL:
         r = to_tensor(x, "rewards").reshape(-1)
         if r.numel() == 0:
             raise BadInputError("rewards is empty: give the rewards of samples drawn from p")
-        if not bool(torch.isfinite(r).all()):
+        if not all_finite(r):
             raise BadInputError("rewards contain NaN or inf")
         values, counts = torch.unique(r, sorted=True, return_counts=True)
         return counts.to(torch.float64) / r.numel(), values, r.numel()
@@ -145,7 +139,7 @@ class BestOfNKL:
             raise BadInputError(
                 f"probs has {p.numel()} entries and rewards {r.numel()}: one per outcome"
             )
-        if not _finite(r):
+        if not all_finite(r):
             raise BadInputError("rewards contain NaN or inf")
         if self.from_logprobs:
             if bool(torch.isnan(p).any()) or bool((p == math.inf).any()):

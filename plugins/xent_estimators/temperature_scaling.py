@@ -32,6 +32,7 @@ from ._calibration import (
 from ._common import finish
 
 METHODS = ("scalar", "vector", "matrix")
+MAX_ITER = 200  # L-BFGS iterations of the vector and matrix fits (the estimator uses the default)
 
 
 def _nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -231,7 +232,7 @@ def fit_temperature(
     bounds: tuple[float, float] = (0.05, 20.0),
     n_bins: int = 15,
     ignore_index: int | None = -100,
-    max_iter: int = 200,
+    max_iter: int = MAX_ITER,
 ) -> Calibration:
     """Fit temperature (or vector/matrix) scaling on held-out ``logits`` (N, C) and ``targets``.
 
@@ -340,7 +341,7 @@ class TemperatureScaling:
     def __call__(self, x: Any, y: Any = None, *, details: bool = False) -> Any:
         if not details:  # the value alone: no metrics or reliability tables before and after
             z, t = _inputs(x, y, self.ignore_index)
-            calibrated = _fit(z, t, self.method, self.bounds, 200)[3]
+            calibrated = _fit(z, t, self.method, self.bounds, MAX_ITER)[3]
             return finish(float(_nll(calibrated, t)), None, False)
         cal = fit_temperature(
             x,
